@@ -1,0 +1,27 @@
+"""Small file helpers: atomic JSON publication."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+  """Writes JSON to `path` so that readers see the old or the new file, never a torn one."""
+  directory = os.path.dirname(path) or '.'
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.json')
+  try:
+    with os.fdopen(fd, 'w') as f:
+      json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def read_json(path: str) -> Any:
+  with open(path) as f:
+    return json.load(f)

@@ -1,0 +1,1 @@
+"""Storage backends: where the logger's episodes go."""

@@ -1,0 +1,216 @@
+"""The writer seam: `BackendWriter` turns StepData into RLDS episodes.
+
+`EnvLogger` knows only this class's public methods (`init_log`,
+`record_step`, `set_episode_metadata`, `close`), as in the original
+EnvLogger; subclasses only store finished episodes (`_write_episode`).
+The base class applies the scheduler, the RLDS alignment (`envlogger.rlds`),
+and infers the schema of user data from the first value it sees.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime
+import uuid
+from typing import Any
+
+from envlogger import _jsonable, _schema, rlds
+from envlogger import specs as specs_lib
+from envlogger.schedulers import Scheduler
+from envlogger.step_data import StepData
+
+
+def new_run_id() -> str:
+  stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S')
+  return f'{stamp}-{uuid.uuid4().hex[:8]}'
+
+
+class BackendWriter(abc.ABC):
+  """Base class of storage backends.
+
+  Args:
+    scheduler: optional `StepData -> bool` callable choosing what to record
+      (see `envlogger.schedulers`).
+  """
+
+  def __init__(self, scheduler: Scheduler | None = None):
+    self._scheduler = scheduler
+    self.run_id = new_run_id()
+    self._schema: _schema.Schema | None = None
+    self._casters: rlds.Casters | None = None
+    self._schema_fixed = False
+    self._expect_custom = False
+    self._expect_metadata = False
+    self._builder: rlds.EpisodeBuilder | None = None
+    self._pending: list[rlds.Episode] = []
+    self._episode_counter = 0
+    self._closed = False
+    self.metadata: dict[str, Any] = {}
+
+  # -- the seam EnvLogger uses ------------------------------------------------
+
+  def init_log(
+      self,
+      env_specs: dict[str, Any],
+      metadata: dict[str, Any] | None = None,
+      expects_custom_data: bool = False,
+      expects_episode_metadata: bool = False,
+  ) -> None:
+    """Declares the env's specs and the dataset metadata, before any step.
+
+    Raises:
+      MetadataError: if `metadata` cannot be stored.
+      SpecError: if the specs do not match data already in the log.
+    """
+    if metadata is not None and not isinstance(metadata, dict):
+      raise _jsonable.MetadataError(f'metadata must be a dict or None, got {type(metadata).__name__}.')
+    _jsonable.encode(metadata or {}, 'metadata')  # fails early if unstorable
+    self.metadata = dict(metadata or {})
+    self._expect_custom = expects_custom_data
+    self._expect_metadata = expects_episode_metadata
+    self._set_schema(_schema.Schema(**env_specs))
+    self._on_init()
+
+  def record_step(self, data: StepData, is_new_episode: bool) -> None:
+    """Records one StepData; `is_new_episode` is True for an episode's first step."""
+    self._check_open()
+    if self._schema is None:
+      raise RuntimeError('init_log() must be called before record_step().')
+    if is_new_episode:
+      if self._builder is not None:
+        self._finish_episode(cut_short=True)
+      record = self._scheduler is None or bool(self._scheduler(data))
+      if record:
+        self._builder = rlds.EpisodeBuilder(self._casters, f'{self.run_id}/{self._episode_counter}', self.run_id)
+        self._episode_counter += 1
+    elif self._builder is None:
+      if self._scheduler is not None:
+        self._scheduler(data)  # episodes not recorded still tick the scheduler
+      return
+    else:
+      if self._scheduler is not None:
+        record = bool(self._scheduler(data))
+      else:
+        record = True
+    if self._builder is None:
+      return
+    if data.custom_data is not None and self._casters.custom_data is None:
+      self._learn_custom_data_spec(data.custom_data)
+    self._builder.add(data, record)
+    if data.timestep.last():
+      self._finish_episode(cut_short=False)
+    self._after_step(data)
+
+  def set_episode_metadata(self, data: Any) -> None:
+    """Sets the metadata of the episode in flight (the last value set wins)."""
+    self._check_open()
+    if data is None or self._builder is None:
+      return
+    if self._casters.episode_metadata is None:
+      self._learn_episode_metadata_spec(data)
+    leaves = self._casters.episode_metadata(data)
+    self._builder.metadata = self._casters.episode_metadata.unflatten(
+        [_scalarize(x) for x in leaves]
+    )
+
+  def close(self) -> None:
+    """Writes the episode in flight (cut short) and anything pending; idempotent."""
+    if self._closed:
+      return
+    self._closed = True
+    try:
+      if self._builder is not None:
+        self._finish_episode(cut_short=True)
+      self._schema_fixed = True
+      self._flush_pending()
+    finally:
+      self._close()
+
+  @property
+  def schema(self) -> _schema.Schema | None:
+    return self._schema
+
+  # -- for subclasses ---------------------------------------------------------
+
+  def _on_init(self) -> None:  # noqa: B027 (optional hook)
+    """Called at the end of init_log (e.g. to check or create the directory)."""
+
+  def _after_step(self, data: StepData) -> None:  # noqa: B027 (optional hook)
+    """Called after each recorded step (e.g. to consult a flush scheduler)."""
+
+  @abc.abstractmethod
+  def _write_episode(self, episode: rlds.Episode) -> None:
+    """Stores one finished episode. The schema is fixed from the first call on."""
+
+  @abc.abstractmethod
+  def _close(self) -> None:
+    """Releases resources; everything written must be readable afterwards."""
+
+  # -- internals --------------------------------------------------------------
+
+  def _check_open(self) -> None:
+    if self._closed:
+      raise RuntimeError('This logger is closed; create a new EnvLogger to record more.')
+
+  def _set_schema(self, schema: _schema.Schema) -> None:
+    self._schema = schema
+    self._casters = rlds.Casters(schema)
+
+  def _learn_custom_data_spec(self, value: Any) -> None:
+    if self._schema_fixed:
+      raise specs_lib.SpecError(
+          'step_fn returned a value after episodes without step data were written; '
+          'the log has no field for it.'
+      )
+    _schema.check_user_keys(value, _schema.RESERVED_STEP_KEYS, 'step_fn')
+    spec = specs_lib.infer_spec(value, 'step_fn value')
+    self._set_schema(
+        dataclasses.replace(self._schema, custom_data_spec=spec, custom_data_layout=_schema.layout_for(value))
+    )
+    if self._builder is not None:
+      self._builder.enable_custom_data(self._casters)
+
+  def _learn_episode_metadata_spec(self, value: Any) -> None:
+    if self._schema_fixed:
+      raise specs_lib.SpecError(
+          'episode_fn returned a value after episodes without metadata were written; '
+          'the log has no field for it.'
+      )
+    _schema.check_user_keys(value, _schema.RESERVED_EPISODE_KEYS, 'episode_fn')
+    spec = specs_lib.infer_spec(value, 'episode_fn value')
+    self._set_schema(
+        dataclasses.replace(
+            self._schema, episode_metadata_spec=spec, episode_metadata_layout=_schema.layout_for(value)
+        )
+    )
+    if self._builder is not None:
+      self._builder.set_casters(self._casters)
+
+  def _finish_episode(self, cut_short: bool) -> None:
+    builder, self._builder = self._builder, None
+    if builder.num_recorded == 0:
+      return
+    episode = builder.finish(cut_short)
+    schema_known = (self._casters.custom_data is not None or not self._expect_custom) and (
+        self._casters.episode_metadata is not None or not self._expect_metadata
+    )
+    if not self._schema_fixed and not schema_known:
+      # The schema of step_fn/episode_fn values is still unknown (they only
+      # returned None so far): hold finished episodes until it is known.
+      self._pending.append(episode)
+      return
+    self._schema_fixed = True
+    self._flush_pending()
+    self._write_episode(rlds.conform(episode, self._casters))
+
+  def _flush_pending(self) -> None:
+    pending, self._pending = self._pending, []
+    for ep in pending:
+      self._write_episode(rlds.conform(ep, self._casters))
+
+
+def _scalarize(x: Any) -> Any:
+  if hasattr(x, 'ndim') and x.ndim == 0:
+    return x[()]
+  return x

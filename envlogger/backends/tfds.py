@@ -1,0 +1,483 @@
+"""The default backend: an RLDS dataset in TFDS format, readable by `tfds.load`.
+
+Layout of `data_directory` (the dataset is `<dataset_name>/<version>/`, so
+`tfds.load(dataset_name, data_dir=data_directory)` finds it):
+
+  <data_directory>/<dataset_name>/<version>/
+    dataset_info.json, features.json, metadata.json   TFDS metadata
+    <dataset_name>-<split>.tfrecord-00000             shards: one tf.train.Example
+    ...                                               (RLDS episode) per record
+    envlogger_log.json                                format version and schema
+    envlogger_runs/<run_id>.json                      one per logger: dataset
+                                                      metadata, specs, times
+    envlogger_index/<shard>.jsonl                     per shard: one line
+                                                      [offset, length, steps]
+                                                      per episode
+
+Records are written with TFRecord framing (length and CRC32C checksums) by
+this package, without TensorFlow. Each finished episode is one `write` of a
+whole frame, then one index line; a shard's index can always be rebuilt from
+its frames. TFDS metadata is published when a shard is rotated, on close(), at
+the first episode, and whenever `flush_scheduler` says so.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import json
+import os
+import re
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from envlogger import _files, _jsonable, _schema, _tfrecord, _version, rlds
+from envlogger import specs as specs_lib
+from envlogger.backends import _tfds_codec, base, source
+
+LOG_FILE = 'envlogger_log.json'
+RUNS_DIR = 'envlogger_runs'
+INDEX_DIR = 'envlogger_index'
+DEFAULT_DATASET_NAME = 'envlogger'
+DEFAULT_VERSION = '1.0.0'
+DEFAULT_SPLIT = 'train'
+FILE_FORMATS = ('tfrecord',)
+_NAME_RE = re.compile(r'^[a-z][a-z0-9_]*$')
+
+
+def _now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def shard_pattern(name: str, split: str) -> str:
+  return f'{name}-{split}.tfrecord-'
+
+
+class TFDSBackendWriter(base.BackendWriter):
+  """Writes episodes as an RLDS dataset in TFDS format.
+
+  Args:
+    data_directory: root directory; created if missing. The dataset lives in
+      `<data_directory>/<dataset_name>/<version>/`.
+    dataset_name: TFDS dataset name (snake_case). Default 'envlogger'.
+    version: TFDS version string 'X.Y.Z'. Default '1.0.0'.
+    split_name: TFDS split the episodes go to. Default 'train'.
+    max_episodes_per_file: episodes per shard before a new shard is started.
+    file_format: only 'tfrecord' (what `tfds.load` reads).
+    scheduler: what to record (see `envlogger.schedulers`).
+    flush_scheduler: optional `StepData -> bool`, asked at the end of each
+      episode; True republishes the TFDS metadata (dataset_info.json) so
+      `tfds.load` sees every episode written so far.
+    description: text stored in dataset_info.json.
+  """
+
+  def __init__(
+      self,
+      data_directory: str,
+      *,
+      dataset_name: str = DEFAULT_DATASET_NAME,
+      version: str = DEFAULT_VERSION,
+      split_name: str = DEFAULT_SPLIT,
+      max_episodes_per_file: int = 1000,
+      file_format: str = 'tfrecord',
+      scheduler=None,
+      flush_scheduler=None,
+      description: str | None = None,
+  ):
+    super().__init__(scheduler=scheduler)
+    if not data_directory:
+      raise ValueError('data_directory is required for the TFDS backend.')
+    if not _NAME_RE.match(dataset_name):
+      raise ValueError(f'dataset_name must be snake_case (like "my_dataset"), got {dataset_name!r}.')
+    if not re.match(r'^\d+\.\d+\.\d+$', version):
+      raise ValueError(f"version must look like '1.0.0', got {version!r}.")
+    if not re.match(r'^[a-zA-Z0-9_]+$', split_name):
+      raise ValueError(f'split_name must be alphanumeric, got {split_name!r}.')
+    if int(max_episodes_per_file) < 1:
+      raise ValueError(f'max_episodes_per_file must be >= 1, got {max_episodes_per_file!r}.')
+    if file_format not in FILE_FORMATS:
+      raise ValueError(f'file_format must be one of {FILE_FORMATS}, got {file_format!r}.')
+    self.data_directory = os.fspath(data_directory)
+    self.dataset_name = dataset_name
+    self.version = version
+    self.split_name = split_name
+    self.dataset_dir = os.path.join(self.data_directory, dataset_name, version)
+    self._max_per_shard = int(max_episodes_per_file)
+    self._flush_scheduler = flush_scheduler
+    self._description = description
+    self._shard_fd: int | None = None
+    self._index_fd: int | None = None
+    self._shard_name = ''
+    self._shard_offset = 0
+    self._shard_count = 0
+    self._codec: _tfds_codec.Codec | None = None
+    self._published = False
+    self._created = _now()
+
+  # -- set-up -----------------------------------------------------------------
+
+  def _on_init(self) -> None:
+    os.makedirs(os.path.join(self.dataset_dir, RUNS_DIR), exist_ok=True)
+    os.makedirs(os.path.join(self.dataset_dir, INDEX_DIR), exist_ok=True)
+    log_path = os.path.join(self.dataset_dir, LOG_FILE)
+    if os.path.exists(log_path):
+      existing = _read_log_file(log_path)
+      stored = _schema.Schema.from_json(existing['schema'])
+      _check_env_specs(stored, self._schema)
+      if existing.get('schema_fixed'):
+        self._set_schema(stored)
+        self._schema_fixed = True
+    else:
+      self._write_log_file(fixed=False)
+    _files.write_json_atomic(
+        os.path.join(self.dataset_dir, RUNS_DIR, f'{self.run_id}.json'),
+        {
+            'run_id': self.run_id,
+            'created': self._created,
+            'package_version': _version.__version__,
+            'metadata': _jsonable.encode(self.metadata, 'metadata'),
+            'env_specs': {k: specs_lib.spec_to_json(v) for k, v in self._schema.env_specs().items()},
+        },
+    )
+
+  def _write_log_file(self, fixed: bool) -> None:
+    _files.write_json_atomic(
+        os.path.join(self.dataset_dir, LOG_FILE),
+        {
+            'format_version': _version.FORMAT_VERSION,
+            'package_version': _version.__version__,
+            'created': self._created,
+            'dataset_name': self.dataset_name,
+            'version': self.version,
+            'split': self.split_name,
+            'file_format': 'tfrecord',
+            'schema': self._schema.to_json(),
+            'schema_fixed': fixed,
+        },
+    )
+
+  # -- writing ----------------------------------------------------------------
+
+  def _write_episode(self, episode: rlds.Episode) -> None:
+    if self._codec is None:
+      self._fix_schema()
+    data = self._codec.encode(episode)
+    if self._shard_fd is None or self._shard_count >= self._max_per_shard:
+      self._rotate_shard()
+    framed = _tfrecord.frame(data)
+    _write_all(self._shard_fd, framed)
+    line = json.dumps([self._shard_offset, len(data), episode.num_steps]) + '\n'
+    _write_all(self._index_fd, line.encode())
+    self._shard_offset += len(framed)
+    self._shard_count += 1
+    if not self._published:
+      self.publish()
+
+  def _after_step(self, data) -> None:
+    if self._flush_scheduler is not None and self._flush_scheduler(data):
+      self.publish()
+
+  def _fix_schema(self) -> None:
+    log_path = os.path.join(self.dataset_dir, LOG_FILE)
+    existing = _read_log_file(log_path)
+    if existing.get('schema_fixed'):
+      stored = _schema.Schema.from_json(existing['schema'])
+      if stored.to_json() != self._schema.to_json():
+        raise specs_lib.SpecError(
+            f'The data of this run does not match the log in {self.dataset_dir}: '
+            f'stored schema {stored.to_json()} vs this run {self._schema.to_json()}.'
+        )
+    else:
+      self._write_log_file(fixed=True)
+    self._codec = _tfds_codec.Codec(self._schema)
+
+  def _rotate_shard(self) -> None:
+    self._close_shard()
+    prefix = shard_pattern(self.dataset_name, self.split_name)
+    index = max((i for _, i in _list_shards(self.dataset_dir, prefix)), default=-1) + 1
+    while True:
+      name = f'{prefix}{index:05d}'
+      try:
+        fd = os.open(os.path.join(self.dataset_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        break
+      except FileExistsError:
+        index += 1
+    self._shard_fd = fd
+    self._shard_name = name
+    self._index_fd = os.open(
+        os.path.join(self.dataset_dir, INDEX_DIR, f'{name}.jsonl'),
+        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+        0o644,
+    )
+    self._shard_offset = 0
+    self._shard_count = 0
+    if self._published:
+      self.publish()
+
+  def _close_shard(self) -> None:
+    for fd in (self._shard_fd, self._index_fd):
+      if fd is not None:
+        os.close(fd)
+    self._shard_fd = self._index_fd = None
+
+  def _close(self) -> None:
+    try:
+      if self._codec is not None:
+        self.publish()
+    finally:
+      self._close_shard()
+
+  # -- TFDS metadata ----------------------------------------------------------
+
+  def publish(self) -> None:
+    """Rewrites dataset_info.json/features.json to list every episode on disk."""
+    if self._codec is None:
+      return
+    publish_tfds_metadata(self.dataset_dir, description=self._description)
+    self._published = True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+  view = memoryview(data)
+  while view:
+    n = os.write(fd, view)
+    view = view[n:]
+
+
+def _read_log_file(path: str) -> dict[str, Any]:
+  try:
+    data = _files.read_json(path)
+  except (OSError, ValueError) as e:
+    raise OSError(f'Cannot read {path}: {e}') from e
+  if int(data.get('format_version', 0)) > _version.FORMAT_VERSION:
+    raise OSError(
+        f'{path} has format version {data["format_version"]}, newer than this envlogger '
+        f'({_version.__version__}) reads ({_version.FORMAT_VERSION}); upgrade envlogger.'
+    )
+  return data
+
+
+def _check_env_specs(stored: _schema.Schema, new: _schema.Schema) -> None:
+  diffs = []
+  for key, spec in new.env_specs().items():
+    old = stored.env_specs()[key]
+    if not specs_lib.specs_equal(old, spec):
+      diffs.append(f'{key}: log has {old!r}, this env has {spec!r}')
+  if diffs:
+    raise specs_lib.SpecError(
+        'The env specs do not match the log being appended to:\n  ' + '\n  '.join(diffs)
+    )
+
+
+def _list_shards(dataset_dir: str, prefix: str) -> list[tuple[str, int]]:
+  out = []
+  for path in glob.glob(os.path.join(glob.escape(dataset_dir), glob.escape(prefix) + '*')):
+    suffix = os.path.basename(path)[len(prefix) :]
+    if suffix.isdigit():
+      out.append((os.path.basename(path), int(suffix)))
+  return sorted(out, key=lambda x: x[1])
+
+
+def publish_tfds_metadata(dataset_dir: str, description: str | None = None) -> None:
+  """Writes TFDS's dataset_info.json/features.json/metadata.json for the shards on disk."""
+  import tensorflow_datasets as tfds  # noqa: PLC0415 (not needed to import envlogger)
+  from tensorflow_datasets.core import naming  # noqa: PLC0415
+
+  log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
+  schema = _schema.Schema.from_json(log['schema'])
+  name, split = log['dataset_name'], log['split']
+  shards = _shard_entries(dataset_dir, name, split)
+  runs = _read_runs(dataset_dir)
+  features = _tfds_codec.features_for(schema)
+  identity = tfds.core.DatasetIdentity(
+      name=name,
+      version=tfds.core.Version(log['version']),
+      data_dir=dataset_dir,
+      module_name='envlogger',
+  )
+  info = tfds.core.DatasetInfo(
+      builder=identity,
+      features=features,
+      description=description or 'Episodes recorded with envlogger (RLDS format).',
+      metadata=tfds.core.MetadataDict(
+          envlogger={
+              'format_version': log['format_version'],
+              'package_version': _version.__version__,
+              'created': log['created'],
+              'published': _now(),
+              'schema': log['schema'],
+              'runs': [{k: r[k] for k in ('run_id', 'created', 'metadata') if k in r} for r in runs],
+          }
+      ),
+  )
+  info.set_file_format('tfrecord')
+  template = naming.ShardedFileTemplate(
+      data_dir=dataset_dir,
+      template='{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}',
+      dataset_name=name,
+      split=split,
+      filetype_suffix='tfrecord',
+  )
+  lengths = [len(entries) for _, _, entries in shards]
+  num_bytes = sum(os.path.getsize(os.path.join(dataset_dir, f)) for f, _, _ in shards)
+  info.set_splits(
+      tfds.core.SplitDict(
+          [tfds.core.SplitInfo(name=split, shard_lengths=lengths, num_bytes=num_bytes, filename_template=template)]
+      )
+  )
+  info.write_to_directory(dataset_dir)
+
+
+def _read_runs(dataset_dir: str) -> list[dict[str, Any]]:
+  runs = []
+  for path in glob.glob(os.path.join(glob.escape(dataset_dir), RUNS_DIR, '*.json')):
+    try:
+      runs.append(_files.read_json(path))
+    except (OSError, ValueError):
+      continue
+  return sorted(runs, key=lambda r: (r.get('created', ''), r.get('run_id', '')))
+
+
+def _shard_entries(dataset_dir: str, name: str, split: str) -> list[tuple[str, int, list[list[int]]]]:
+  """(file, shard index, [[offset, length, steps], ...]) for every shard on disk.
+
+  Index lines are trusted if their frame lies inside the file; records after
+  the last indexed one (written by a process that died before its index line)
+  are recovered by scanning the TFRecord frames.
+  """
+  out = []
+  for fname, idx in _list_shards(dataset_dir, shard_pattern(name, split)):
+    path = os.path.join(dataset_dir, fname)
+    size = os.path.getsize(path)
+    entries = []
+    index_path = os.path.join(dataset_dir, INDEX_DIR, f'{fname}.jsonl')
+    if os.path.exists(index_path):
+      with open(index_path) as f:
+        for line in f:
+          try:
+            offset, length, steps = json.loads(line)
+          except ValueError:
+            break
+          if offset + _tfrecord.framed_size(length) > size:
+            break
+          entries.append([offset, length, steps])
+    end = entries[-1][0] + _tfrecord.framed_size(entries[-1][1]) if entries else 0
+    if end < size:
+      with open(path, 'rb') as f:
+        for offset, length in _tfrecord.scan(f, end):
+          entries.append([offset, length, -1])  # steps unknown until decoded
+    out.append((fname, idx, entries))
+  return out
+
+
+class TFDSLogSource(source.LogSource):
+  """Random access to a log written by `TFDSBackendWriter`, without TensorFlow."""
+
+  def __init__(self, dataset_dir: str, _state: dict[str, Any] | None = None, cache_size: int = 8):
+    self.dataset_dir = dataset_dir
+    if _state is None:
+      _state = self._load(dataset_dir)
+    self._state = _state
+    super().__init__(_state['schema'])
+    self._codec = _tfds_codec.Codec(self.schema)
+    self._files: dict[int, Any] = {}
+    self._cache: OrderedDict[int, rlds.Episode] = OrderedDict()
+    self._cache_size = cache_size
+    self._lock = threading.Lock()
+
+  @staticmethod
+  def _load(dataset_dir: str) -> dict[str, Any]:
+    log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
+    schema = _schema.Schema.from_json(log['schema'])
+    shards = _shard_entries(dataset_dir, log['dataset_name'], log['split'])
+    files, shard_ids, offsets, lengths, steps = [], [], [], [], []
+    for fname, _, entries in shards:
+      files.append(os.path.join(dataset_dir, fname))
+      for offset, length, n in entries:
+        shard_ids.append(len(files) - 1)
+        offsets.append(offset)
+        lengths.append(length)
+        steps.append(n)
+    state = {
+        'log': log,
+        'schema': schema,
+        'files': files,
+        'shard': np.asarray(shard_ids, dtype=np.int64),
+        'offset': np.asarray(offsets, dtype=np.int64),
+        'length': np.asarray(lengths, dtype=np.int64),
+        'steps': np.asarray(steps, dtype=np.int64),
+        'runs': _read_runs(dataset_dir),
+    }
+    unknown = np.nonzero(state['steps'] < 0)[0]
+    if len(unknown):
+      src = TFDSLogSource(dataset_dir, state)
+      for i in unknown:
+        state['steps'][i] = src._read_record_episode(int(i)).num_steps
+      src.close()
+    return state
+
+  @property
+  def log_info(self) -> dict[str, Any]:
+    return self._state['log']
+
+  def num_episodes(self) -> int:
+    return len(self._state['offset'])
+
+  def episode_lengths(self) -> np.ndarray:
+    return self._state['steps']
+
+  def _read_record(self, index: int) -> bytes:
+    shard = int(self._state['shard'][index])
+    f = self._files.get(shard)
+    if f is None:
+      f = self._files[shard] = open(self._state['files'][shard], 'rb')  # noqa: SIM115
+    with self._lock:
+      return _tfrecord.read_at(f, int(self._state['offset'][index]))
+
+  def _read_record_episode(self, index: int) -> rlds.Episode:
+    return self._codec.decode(self._read_record(index))
+
+  def read_episode(self, index: int, fields=None) -> rlds.Episode:
+    ep = self._cache.get(index)
+    if ep is not None:
+      self._cache.move_to_end(index)
+      return ep
+    ep = self._read_record_episode(index)
+    self._cache[index] = ep
+    if len(self._cache) > self._cache_size:
+      self._cache.popitem(last=False)
+    return ep
+
+  def read_episode_metadata(self, index: int) -> Any:
+    if self.schema.episode_metadata_spec is None:
+      return None
+    ep = self._cache.get(index)
+    if ep is not None:
+      return ep.metadata
+    return self._codec.decode_metadata(self._read_record(index))
+
+  def runs(self) -> list[dict[str, Any]]:
+    return [
+        {**r, 'metadata': _jsonable.decode(r.get('metadata', {}))} for r in self._state['runs']
+    ]
+
+  def copy(self) -> TFDSLogSource:
+    return TFDSLogSource(self.dataset_dir, self._state, self._cache_size)
+
+  def close(self) -> None:
+    for f in self._files.values():
+      f.close()
+    self._files.clear()
+    self._cache.clear()
+
+
+def find_dataset_dirs(data_directory: str) -> list[str]:
+  """Dataset directories (holding envlogger_log.json) at or under `data_directory`."""
+  root = os.fspath(data_directory)
+  if os.path.exists(os.path.join(root, LOG_FILE)):
+    return [root]
+  found = glob.glob(os.path.join(glob.escape(root), '*', '*', LOG_FILE))
+  return sorted(os.path.dirname(p) for p in found)

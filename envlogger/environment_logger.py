@@ -1,0 +1,228 @@
+"""`EnvLogger`: a dm_env wrapper that records every interaction."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+import dm_env
+
+from envlogger.backends import base
+from envlogger.step_data import StepData
+
+StepFn = Callable[[dm_env.TimeStep, Any, dm_env.Environment], Any]
+
+
+class BackendType(enum.Enum):
+  """Backends by name, as in the original EnvLogger (`backend=BackendType.TFDS`)."""
+
+  TFDS = 'tfds'
+  IN_MEMORY = 'in_memory'
+  RIEGELI = 'riegeli'
+
+
+# Arguments of the original's Riegeli backend that have no counterpart here.
+_RIEGELI_ONLY_ARGS = ('writer_options',)
+
+
+def _make_backend(backend: Any, data_directory: str | None, scheduler, backend_kwargs) -> base.BackendWriter:
+  if isinstance(backend, base.BackendWriter):
+    if backend_kwargs or scheduler is not None:
+      raise ValueError(
+          'scheduler and backend keyword arguments go to the backend constructor; '
+          'they cannot be given with a backend instance.'
+      )
+    return backend
+  bad = [k for k in _RIEGELI_ONLY_ARGS if k in backend_kwargs]
+  if bad:
+    raise ValueError(
+        f'{bad} are options of the original Riegeli backend, which this package does not '
+        "write. Use the default TFDS backend (backend='tfds'); its options are "
+        'dataset_name, version, split_name, max_episodes_per_file, flush_scheduler.'
+    )
+  if isinstance(backend, BackendType):
+    backend = backend.value
+  if isinstance(backend, str):
+    name = backend.lower()
+    if name == 'tfds':
+      from envlogger.backends import tfds as tfds_backend  # noqa: PLC0415
+
+      if data_directory is None:
+        raise ValueError('data_directory is required for the TFDS backend.')
+      return tfds_backend.TFDSBackendWriter(data_directory, scheduler=scheduler, **backend_kwargs)
+    if name == 'in_memory':
+      from envlogger.backends import in_memory  # noqa: PLC0415
+
+      if backend_kwargs:
+        raise ValueError(f'The in-memory backend takes no options, got {sorted(backend_kwargs)}.')
+      return in_memory.InMemoryBackendWriter(scheduler=scheduler)
+    if name == 'riegeli':
+      raise ValueError(
+          'Writing the original Riegeli format is not supported (the riegeli package '
+          "is not available); use the default TFDS backend (backend='tfds')."
+      )
+    raise ValueError(f"Unknown backend {backend!r}; use 'tfds', 'in_memory', a BackendWriter or a factory.")
+  if callable(backend):
+    kwargs = dict(backend_kwargs)
+    if data_directory is not None:
+      kwargs['data_directory'] = data_directory
+    if scheduler is not None:
+      kwargs['scheduler'] = scheduler
+    made = backend(**kwargs)
+    if not isinstance(made, base.BackendWriter):
+      raise TypeError(f'The backend factory returned {type(made).__name__}, not a BackendWriter.')
+    return made
+  raise TypeError(f'backend must be a name, a BackendType, a BackendWriter or a factory, got {backend!r}.')
+
+
+class EnvLogger(dm_env.Environment):
+  """Wraps a `dm_env.Environment` and records every step as RLDS episodes.
+
+  The wrapper is transparent: it returns the wrapped env's timesteps and specs
+  unchanged and forwards other attribute access to it. Use it as a context
+  manager, or call `close()`, so the last episode is written (an episode
+  still in flight at `close()` is written and marked `cut_short`).
+
+  Example:
+    with envlogger.EnvLogger(env, data_directory='/tmp/logs') as env:
+      timestep = env.reset()
+      while not timestep.last():
+        timestep = env.step(agent.act(timestep))
+
+  Args:
+    env: the environment to record.
+    data_directory: where the TFDS backend writes (created if missing).
+    metadata: dataset-level metadata (a dict of JSON-like values, numpy arrays
+      allowed), stored once for this logger together with the env's specs.
+    step_fn: optional `step_fn(timestep, action, env)`; its value is stored
+      with each step (a dict's keys become RLDS step fields; None means "no
+      data for this step").
+    episode_fn: optional `episode_fn(timestep, action, env)`, called on every
+      step; the last non-None value of an episode is its metadata (a dict's
+      keys become top-level RLDS episode fields).
+    scheduler: optional `StepData -> bool` choosing which episodes and steps
+      to record (see `envlogger.schedulers`).
+    backend: 'tfds' (default), 'in_memory', a `BackendType`, a
+      `BackendWriter` instance, or a factory called with `data_directory`,
+      `scheduler` and `**backend_kwargs`.
+    **backend_kwargs: options of the backend (for TFDS: `dataset_name`,
+      `version`, `split_name`, `max_episodes_per_file`, `flush_scheduler`).
+
+  Raises:
+    MetadataError: `metadata` cannot be stored.
+    SpecError: the env's specs do not match a log being appended to.
+  """
+
+  def __init__(
+      self,
+      env: dm_env.Environment,
+      data_directory: str | None = None,
+      metadata: dict[str, Any] | None = None,
+      step_fn: StepFn | None = None,
+      episode_fn: StepFn | None = None,
+      scheduler: Callable[[StepData], bool] | None = None,
+      backend: Any = BackendType.TFDS,
+      **backend_kwargs: Any,
+  ):
+    self._environment = env
+    self._step_fn = step_fn
+    self._episode_fn = episode_fn
+    self._closed = False
+    self._in_episode = False
+    self._backend = _make_backend(backend, data_directory, scheduler, backend_kwargs)
+    self._backend.init_log(
+        {
+            'observation_spec': env.observation_spec(),
+            'action_spec': env.action_spec(),
+            'reward_spec': env.reward_spec(),
+            'discount_spec': env.discount_spec(),
+        },
+        metadata,
+        expects_custom_data=step_fn is not None,
+        expects_episode_metadata=episode_fn is not None,
+    )
+
+  # -- dm_env.Environment -----------------------------------------------------
+
+  def reset(self) -> dm_env.TimeStep:
+    self._check_open()
+    timestep = self._environment.reset()
+    self._record(timestep, None)
+    return timestep
+
+  def step(self, action) -> dm_env.TimeStep:
+    self._check_open()
+    timestep = self._environment.step(action)
+    self._record(timestep, action)
+    return timestep
+
+  def observation_spec(self):
+    return self._environment.observation_spec()
+
+  def action_spec(self):
+    return self._environment.action_spec()
+
+  def reward_spec(self):
+    return self._environment.reward_spec()
+
+  def discount_spec(self):
+    return self._environment.discount_spec()
+
+  def close(self) -> None:
+    """Writes the episode in flight and closes the backend, then the env."""
+    if self._closed:
+      return
+    self._closed = True
+    try:
+      self._backend.close()
+    finally:
+      self._environment.close()
+
+  # -- wrapper plumbing -------------------------------------------------------
+
+  @property
+  def environment(self) -> dm_env.Environment:
+    """The wrapped environment."""
+    return self._environment
+
+  @property
+  def backend(self) -> base.BackendWriter:
+    """The backend writer (e.g. to read an in-memory log back)."""
+    return self._backend
+
+  def __getattr__(self, name: str) -> Any:
+    if name.startswith('__') or name in ('_environment', '_backend'):
+      raise AttributeError(name)
+    return getattr(self._environment, name)
+
+  def __getstate__(self):
+    raise TypeError(
+        'EnvLogger cannot be pickled: create it inside each worker process '
+        '(see examples/multiprocess_actors.py).'
+    )
+
+  # -- recording --------------------------------------------------------------
+
+  def _check_open(self) -> None:
+    if self._closed:
+      raise RuntimeError('reset()/step() called after close(): this EnvLogger is closed.')
+
+  def _record(self, timestep: dm_env.TimeStep, action: Any) -> None:
+    first = timestep.first()
+    if not first and not self._in_episode:
+      raise RuntimeError(
+          'The environment returned a non-FIRST timestep outside an episode; call reset() '
+          'to start an episode.'
+      )
+    custom = self._step_fn(timestep, action, self._environment) if self._step_fn else None
+    meta = self._episode_fn(timestep, action, self._environment) if self._episode_fn else None
+    data = StepData(timestep, None if first else action, custom)
+    if first:
+      self._backend.record_step(data, is_new_episode=True)
+      self._backend.set_episode_metadata(meta)
+    else:
+      # Metadata first: a LAST step finishes (and writes) the episode.
+      self._backend.set_episode_metadata(meta)
+      self._backend.record_step(data, is_new_episode=False)
+    self._in_episode = not timestep.last()

@@ -1,0 +1,277 @@
+"""`Reader`: random access to the episodes and steps of a log."""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from envlogger import _schema, rlds
+from envlogger.backends import source as source_lib
+from envlogger.step_data import StepData
+
+
+class NoLogError(FileNotFoundError):
+  """The directory holds no envlogger log."""
+
+
+class _LazySequence(Sequence):
+  """A read-only sequence whose items are produced on demand."""
+
+  def __init__(self, length: int, getter, indexes: range | None = None):
+    self._indexes = range(length) if indexes is None else indexes
+    self._get = getter
+
+  def __len__(self) -> int:
+    return len(self._indexes)
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return _LazySequence(0, self._get, self._indexes[i])
+    if isinstance(i, (int, np.integer)):
+      return self._get(self._indexes[int(i)])  # range raises IndexError
+    raise TypeError(f'indices must be integers or slices, not {type(i).__name__}')
+
+  def __iter__(self) -> Iterator[Any]:
+    for i in self._indexes:
+      yield self._get(i)
+
+  def __repr__(self) -> str:
+    return f'<lazy sequence of {len(self)} items>'
+
+
+class Episode(Sequence):
+  """One recorded episode: a sequence of `StepData`, plus its metadata.
+
+  Steps are decoded from the episode's columns on access; `as_rlds()` gives the
+  columns themselves (numpy arrays with a leading step dimension).
+  """
+
+  def __init__(self, episode: rlds.Episode, casters: rlds.Casters, indexes: range | None = None):
+    self._ep = episode
+    self._casters = casters
+    self._indexes = range(episode.num_steps) if indexes is None else indexes
+
+  def __len__(self) -> int:
+    return len(self._indexes)
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return Episode(self._ep, self._casters, self._indexes[i])
+    if isinstance(i, (int, np.integer)):
+      return rlds.to_step_data(self._ep, self._indexes[int(i)], self._casters)
+    raise TypeError(f'indices must be integers or slices, not {type(i).__name__}')
+
+  def __iter__(self) -> Iterator[StepData]:
+    for k in self._indexes:
+      yield rlds.to_step_data(self._ep, k, self._casters)
+
+  @property
+  def metadata(self) -> Any:
+    """The episode's metadata (last non-None `episode_fn` value), or None."""
+    return self._ep.metadata
+
+  @property
+  def episode_id(self) -> str:
+    return self._ep.episode_id
+
+  @property
+  def run_id(self) -> str:
+    return self._ep.run_id
+
+  @property
+  def cut_short(self) -> bool:
+    """True if the episode was cut short (no LAST timestep was recorded)."""
+    return self._ep.cut_short
+
+  def as_rlds(self) -> dict[str, Any]:
+    """The whole episode as RLDS: {'steps': {field: array nest}, metadata...}."""
+    ep, c = self._ep, self._casters
+    steps = {
+        _schema.OBSERVATION: c.observation.unflatten(ep.columns['observation']),
+        _schema.ACTION: c.action.unflatten(ep.columns['action']),
+        _schema.REWARD: c.reward.unflatten(ep.columns['reward']),
+        _schema.DISCOUNT: c.discount.unflatten(ep.columns['discount']),
+        _schema.IS_FIRST: ep.is_first,
+        _schema.IS_LAST: ep.is_last,
+        _schema.IS_TERMINAL: ep.is_terminal,
+    }
+    if ep.has_custom_data is not None:
+      custom = c.custom_data.unflatten(ep.columns['custom_data'])
+      if c.schema.custom_data_layout == _schema.FIELDS:
+        steps.update(custom)
+      else:
+        steps[_schema.CUSTOM_DATA] = custom
+      steps[_schema.HAS_CUSTOM_DATA] = ep.has_custom_data
+    sl = slice(self._indexes.start, self._indexes.stop, self._indexes.step)
+    steps = _slice_nest(steps, sl)
+    return {
+        _schema.STEPS: steps,
+        _schema.EPISODE_ID: ep.episode_id,
+        _schema.RUN_ID: ep.run_id,
+        _schema.CUT_SHORT: ep.cut_short,
+        _schema.EPISODE_METADATA: ep.metadata,
+    }
+
+  def __repr__(self) -> str:
+    return f'<Episode {self.episode_id!r}: {len(self)} steps>'
+
+
+def _slice_nest(nest, sl):
+  if isinstance(nest, dict):
+    return {k: _slice_nest(v, sl) for k, v in nest.items()}
+  if isinstance(nest, (tuple, list)):
+    return type(nest)(_slice_nest(v, sl) for v in nest)
+  return nest[sl]
+
+
+class Reader:
+  """Reads a log written by `EnvLogger`.
+
+  Example:
+    with envlogger.Reader(data_directory='/tmp/logs') as r:
+      for episode in r.episodes:
+        for step in episode:
+          step.timestep.observation, step.action, step.custom_data
+
+  `episodes` and `steps` are lazy sequences (len, int and negative indexes,
+  slices, iteration); indexing decodes only the episode that holds the item.
+
+  Args:
+    data_directory: the logger's `data_directory`, or the dataset directory
+      itself (`<data_directory>/<dataset_name>/<version>`).
+    dataset_name, version: choose a dataset when the directory holds several.
+    backend: read an in-memory log instead: an `InMemoryBackendWriter`.
+
+  Raises:
+    NoLogError: the directory holds no envlogger log.
+  """
+
+  def __init__(
+      self,
+      data_directory: str | os.PathLike | None = None,
+      *,
+      dataset_name: str | None = None,
+      version: str | None = None,
+      backend: Any = None,
+      _source: source_lib.LogSource | None = None,
+  ):
+    if _source is None:
+      _source = _open_source(data_directory, dataset_name, version, backend)
+    self._source = _source
+    self._lengths = np.asarray(_source.episode_lengths(), dtype=np.int64)
+    self._starts = np.concatenate([[0], np.cumsum(self._lengths)]).astype(np.int64)
+    self._starts_list = self._starts.tolist()
+    self.episodes: Sequence[Episode] = _LazySequence(len(self._lengths), self._episode)
+    self.steps: Sequence[StepData] = _LazySequence(int(self._starts[-1]), self._step)
+
+  # -- access -----------------------------------------------------------------
+
+  def _episode(self, i: int) -> Episode:
+    return Episode(self._source.read_episode(i), self._source.casters)
+
+  def _step(self, i: int) -> StepData:
+    e = bisect.bisect_right(self._starts_list, i) - 1
+    ep = self._source.read_episode(e)
+    return rlds.to_step_data(ep, i - self._starts_list[e], self._source.casters)
+
+  def episode_metadata(self) -> Sequence[Any]:
+    """A lazy sequence of every episode's metadata (None where there is none)."""
+    return _LazySequence(len(self._lengths), self._source.read_episode_metadata)
+
+  def metadata(self) -> dict[str, Any]:
+    """Dataset metadata, as the original EnvLogger returns it.
+
+    For a log written by one logger: its `metadata` dict plus
+    'environment_specs' (the env's four specs). For a log that several loggers
+    appended to, the user keys come from the first run; every run's metadata is
+    in `runs()`.
+    """
+    runs = self._source.runs()
+    user = dict(runs[0]['metadata']) if runs else {}
+    user['environment_specs'] = self._source.schema.env_specs()
+    return user
+
+  def runs(self) -> list[dict[str, Any]]:
+    """One record per logger that wrote to this log: run_id, created, metadata."""
+    return self._source.runs()
+
+  def episode_lengths(self) -> np.ndarray:
+    """Number of recorded steps of every episode (no decoding)."""
+    return self._lengths.copy()
+
+  def observation_spec(self):
+    return self._source.schema.observation_spec
+
+  def action_spec(self):
+    return self._source.schema.action_spec
+
+  def reward_spec(self):
+    return self._source.schema.reward_spec
+
+  def discount_spec(self):
+    return self._source.schema.discount_spec
+
+  def copy(self) -> Reader:
+    """An independent reader (own file handles) sharing this one's index."""
+    return Reader(_source=self._source.copy())
+
+  def as_tf_dataset(self, split: str | None = None, **kwargs):
+    """The log's RLDS episodes as a `tf.data.Dataset` (imports TensorFlow).
+
+    Equivalent to `tfds.builder_from_directory(dir).as_dataset(split=...)`.
+    """
+    from envlogger.backends import tfds as tfds_backend  # noqa: PLC0415
+
+    if not isinstance(self._source, tfds_backend.TFDSLogSource):
+      raise TypeError('as_tf_dataset() needs a log written by the TFDS backend.')
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+
+    builder = tfds.builder_from_directory(self._source.dataset_dir)
+    return builder.as_dataset(split=split or self._source.log_info['split'], **kwargs)
+
+  # -- lifecycle --------------------------------------------------------------
+
+  def close(self) -> None:
+    self._source.close()
+
+  def __enter__(self) -> Reader:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def __repr__(self) -> str:
+    return f'<envlogger.Reader: {len(self.episodes)} episodes, {len(self.steps)} steps>'
+
+
+def _open_source(data_directory, dataset_name, version, backend) -> source_lib.LogSource:
+  if backend is not None:
+    if not hasattr(backend, 'as_source'):
+      raise TypeError(f'Cannot read from backend {backend!r}: it has no as_source().')
+    return backend.as_source()
+  if data_directory is None:
+    raise ValueError('Reader needs data_directory= (or backend= for an in-memory log).')
+  from envlogger.backends import tfds as tfds_backend  # noqa: PLC0415
+
+  data_directory = os.fspath(data_directory)
+  if not os.path.isdir(data_directory):
+    raise NoLogError(f'{data_directory} does not exist or is not a directory.')
+  dirs = tfds_backend.find_dataset_dirs(data_directory)
+  if dataset_name is not None:
+    dirs = [d for d in dirs if os.path.basename(os.path.dirname(d)) == dataset_name]
+  if version is not None:
+    dirs = [d for d in dirs if os.path.basename(d) == version]
+  if not dirs:
+    raise NoLogError(
+        f'{data_directory} holds no envlogger log (no {tfds_backend.LOG_FILE} in it or in '
+        '<dataset_name>/<version>/ below it).'
+    )
+  if len(dirs) > 1:
+    raise ValueError(
+        f'{data_directory} holds several logs: {dirs}; pass dataset_name= and/or version=.'
+    )
+  return tfds_backend.TFDSLogSource(dirs[0])

@@ -1,0 +1,262 @@
+"""The RLDS alignment: from the logger's `StepData` stream to RLDS steps and back.
+
+This module is the single place where the alignment is implemented; the
+writer (`EpisodeBuilder`) and the Reader (`to_step_data`, its inverse) both
+use it. The contract, with worked examples, is in docs/alignment.md:
+
+The logger sees, per episode, `StepData(ts_0, None, c_0)` from `reset()` and
+then `StepData(ts_t, a_{t-1}, c_t)` from each `step(a_{t-1})`. RLDS step k holds
+
+  observation = ts_k.observation      (the observation the agent acted on)
+  action      = a_k                   (the action taken at that observation)
+  reward      = ts_{k+1}.reward       (what followed that action)
+  discount    = ts_{k+1}.discount
+  custom data = c_k
+  is_first    = k == 0
+  is_last     = k is the last recorded step
+  is_terminal = is_last and the episode ended with a LAST timestep whose
+                discount is 0 (termination, not truncation)
+
+The last step holds the final observation and zeros for action, reward and
+discount (no action followed it). An episode cut short (`reset()` before a
+LAST timestep, or `close()` mid-episode) ends with `is_last` and not
+`is_terminal`, and its `cut_short` flag is set.
+
+Thinned episodes (a step scheduler skipped some steps): recorded step k still
+holds the action taken at *its* observation and the reward and discount that
+followed that action; the first and last steps are always recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import dm_env
+import numpy as np
+
+from envlogger import _schema
+from envlogger import specs as specs_lib
+from envlogger.step_data import StepData
+
+_NUMERIC_FIELDS = ('action', 'reward', 'discount')
+
+
+@dataclasses.dataclass
+class Episode:
+  """One RLDS episode in columnar form.
+
+  Attributes:
+    columns: field name ('observation', 'action', 'reward', 'discount',
+      'custom_data') -> list of leaf arrays, each of shape (num_steps, ...), in
+      `tree.flatten` order of the field's spec. 'custom_data' is absent if the
+      schema has no custom data.
+    is_first, is_last, is_terminal: bool arrays of shape (num_steps,).
+    has_custom_data: bool array (num_steps,), or None without custom data.
+    metadata: the episode's metadata (last non-None `episode_fn` value) or None.
+    episode_id: unique id of the episode.
+    run_id: id of the logger instance that wrote it.
+    cut_short: True if the episode did not end with a LAST timestep.
+  """
+
+  columns: dict[str, list[np.ndarray]]
+  is_first: np.ndarray
+  is_last: np.ndarray
+  is_terminal: np.ndarray
+  has_custom_data: np.ndarray | None
+  metadata: Any
+  episode_id: str
+  run_id: str
+  cut_short: bool
+
+  @property
+  def num_steps(self) -> int:
+    return len(self.is_first)
+
+
+class Casters:
+  """Leaf casters for every field of a schema (built once per writer)."""
+
+  def __init__(self, schema: _schema.Schema):
+    self.schema = schema
+    self.observation = specs_lib.LeafCaster(schema.observation_spec, 'observation')
+    self.action = specs_lib.LeafCaster(schema.action_spec, 'action')
+    self.reward = specs_lib.LeafCaster(schema.reward_spec, 'reward')
+    self.discount = specs_lib.LeafCaster(schema.discount_spec, 'discount')
+    self.custom_data = (
+        specs_lib.LeafCaster(schema.custom_data_spec, 'step_fn value')
+        if schema.custom_data_spec is not None
+        else None
+    )
+    self.episode_metadata = (
+        specs_lib.LeafCaster(schema.episode_metadata_spec, 'episode_fn value')
+        if schema.episode_metadata_spec is not None
+        else None
+    )
+
+  def field(self, name: str) -> specs_lib.LeafCaster:
+    return getattr(self, name)
+
+
+class EpisodeBuilder:
+  """Accumulates one episode's StepData into RLDS columns (the writer's side).
+
+  `add` is called for every StepData of the episode, recorded or not; the
+  values are checked and cast before anything is stored, so a bad value
+  raises at the call that brought it and leaves the builder unchanged.
+  """
+
+  def __init__(self, casters: Casters, episode_id: str, run_id: str):
+    self._c = casters
+    self.episode_id = episode_id
+    self.run_id = run_id
+    self._cols: dict[str, list[list[np.ndarray]]] = {
+        f: [[] for _ in casters.field(f).leaves]
+        for f in ('observation', 'action', 'reward', 'discount')
+    }
+    if casters.custom_data is not None:
+      self._cols['custom_data'] = [[] for _ in casters.custom_data.leaves]
+    self._has_custom: list[bool] = []
+    self._awaiting_successor = False
+    self._unrecorded: tuple[list[np.ndarray], list[np.ndarray] | None] | None = None
+    self._final_discount: Any = None
+    self.metadata: Any = None
+    self.num_recorded = 0
+    self.nbytes = 0
+
+  def set_casters(self, casters: Casters) -> None:
+    """Switches to casters of a schema that gained episode metadata."""
+    self._c = casters
+
+  def enable_custom_data(self, casters: Casters) -> None:
+    """Adds the custom data column once its spec is known (earlier steps: None)."""
+    self._c = casters
+    self._cols['custom_data'] = [[z] * self.num_recorded for z in casters.custom_data.zeros()]
+    self._has_custom = [False] * self.num_recorded
+
+  def add(self, data: StepData, record: bool) -> None:
+    """Adds one StepData; `record` is False for a step thinned away."""
+    ts = data.timestep
+    successor = None
+    if self._awaiting_successor:
+      successor = (self._c.action(data.action), self._c.reward(ts.reward), self._c.discount(ts.discount))
+    keep = record or ts.first() or ts.last()
+    obs = self._c.observation(ts.observation)
+    custom = self._cast_custom(data.custom_data)
+    # Everything is validated: now mutate.
+    if successor is not None:
+      for name, leaves in zip(_NUMERIC_FIELDS, successor):
+        self._append(name, leaves)
+      self._awaiting_successor = False
+    if ts.last():
+      self._final_discount = ts.discount
+    if keep:
+      self._record(obs, custom)
+      self._unrecorded = None
+    else:
+      self._unrecorded = (obs, custom)
+
+  def _cast_custom(self, value: Any) -> list[np.ndarray] | None:
+    if value is None or self._c.custom_data is None:
+      return None
+    return self._c.custom_data(value)
+
+  def _append(self, name: str, leaves: list[np.ndarray]) -> None:
+    for col, leaf in zip(self._cols[name], leaves):
+      col.append(leaf)
+      self.nbytes += leaf.nbytes
+
+  def _record(self, obs: list[np.ndarray], custom: list[np.ndarray] | None) -> None:
+    self._append('observation', obs)
+    if 'custom_data' in self._cols:
+      self._has_custom.append(custom is not None)
+      self._append('custom_data', custom if custom is not None else self._c.custom_data.zeros())
+    self._awaiting_successor = True
+    self.num_recorded += 1
+
+  def finish(self, cut_short: bool) -> Episode:
+    """Closes the episode and returns its RLDS columns."""
+    if self._unrecorded is not None:
+      self._record(*self._unrecorded)
+      self._unrecorded = None
+    if self._awaiting_successor:
+      for name in _NUMERIC_FIELDS:
+        self._append(name, self._c.field(name).zeros())
+      self._awaiting_successor = False
+    n = self.num_recorded
+    is_first = np.zeros(n, dtype=bool)
+    is_last = np.zeros(n, dtype=bool)
+    is_terminal = np.zeros(n, dtype=bool)
+    if n:
+      is_first[0] = True
+      is_last[-1] = True
+      if not cut_short and self._final_discount is not None:
+        is_terminal[-1] = bool(np.all(np.asarray(self._final_discount) == 0))
+    columns = {name: [_stack(col) for col in cols] for name, cols in self._cols.items()}
+    return Episode(
+        columns=columns,
+        is_first=is_first,
+        is_last=is_last,
+        is_terminal=is_terminal,
+        has_custom_data=np.asarray(self._has_custom, dtype=bool) if 'custom_data' in self._cols else None,
+        metadata=self.metadata,
+        episode_id=self.episode_id,
+        run_id=self.run_id,
+        cut_short=cut_short,
+    )
+
+
+def conform(episode: Episode, casters: Casters) -> Episode:
+  """Adds an all-None custom data column to an episode finished before its spec was known."""
+  if casters.custom_data is not None and 'custom_data' not in episode.columns:
+    n = episode.num_steps
+    episode.columns['custom_data'] = [
+        _stack([z] * n) if n else np.zeros((0, *z.shape), z.dtype) for z in casters.custom_data.zeros()
+    ]
+    episode.has_custom_data = np.zeros(n, dtype=bool)
+  return episode
+
+
+def _stack(leaves: list[np.ndarray]) -> np.ndarray:
+  if leaves and leaves[0].dtype == object:
+    out = np.empty((len(leaves), *leaves[0].shape), dtype=object)
+    for i, leaf in enumerate(leaves):
+      out[i] = leaf
+    return out
+  return np.stack(leaves) if leaves else np.zeros((0,))
+
+
+# ----------------------------------------------------------------------------
+# The inverse (the Reader's side).
+
+
+def to_step_data(episode: Episode, k: int, casters: Casters) -> StepData:
+  """Returns the StepData the logger saw for recorded RLDS step `k` of `episode`.
+
+  Step 0 is a FIRST timestep with `reward`, `discount` and `action` None (as
+  `dm_env.restart` gives). The last step is a LAST timestep unless the episode
+  was cut short (then MID). The other steps are MID timesteps whose action,
+  reward and discount are those RLDS stores at step k-1.
+  """
+  n = episode.num_steps
+  if not -n <= k < n:
+    raise IndexError(f'step {k} out of range for an episode of {n} steps')
+  k %= n
+  cols = episode.columns
+  obs = casters.observation.unflatten([c[k] for c in cols['observation']])
+  if k == 0:
+    step_type = dm_env.StepType.FIRST
+    reward = discount = action = None
+  else:
+    if episode.is_last[k] and not episode.cut_short:
+      step_type = dm_env.StepType.LAST
+    else:
+      step_type = dm_env.StepType.MID
+    reward = casters.reward.unflatten([c[k - 1] for c in cols['reward']])
+    discount = casters.discount.unflatten([c[k - 1] for c in cols['discount']])
+    action = casters.action.unflatten([c[k - 1] for c in cols['action']])
+  custom = None
+  if episode.has_custom_data is not None and episode.has_custom_data[k]:
+    custom = casters.custom_data.unflatten([c[k] for c in cols['custom_data']])
+  ts = dm_env.TimeStep(step_type=step_type, reward=reward, discount=discount, observation=obs)
+  return StepData(timestep=ts, action=action, custom_data=custom)
