@@ -221,7 +221,7 @@ def _stack(leaves: list[np.ndarray]) -> np.ndarray:
   if leaves and leaves[0].dtype == object:
     out = np.empty((len(leaves), *leaves[0].shape), dtype=object)
     for i, leaf in enumerate(leaves):
-      out[i] = leaf
+      out[i, ...] = leaf
     return out
   return np.stack(leaves) if leaves else np.zeros((0,))
 

@@ -1,0 +1,174 @@
+"""Shared helpers: run an env through EnvLogger while capturing the ground truth."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from typing import Any
+
+import dm_env
+import numpy as np
+import pytest
+import tree
+
+import envlogger
+from envlogger.step_data import StepData
+
+BACKENDS = ('tfds', 'in_memory')
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass
+class Truth:
+  """What the logger saw, captured outside it."""
+
+  episodes: list[list[StepData]] = dataclasses.field(default_factory=list)
+  metadata: list[Any] = dataclasses.field(default_factory=list)
+  cut_short: list[bool] = dataclasses.field(default_factory=list)
+
+  @property
+  def steps(self) -> list[StepData]:
+    return [s for ep in self.episodes for s in ep]
+
+
+class Recorder:
+  """Drives a logged env and records the ground truth of every call."""
+
+  def __init__(self, logged_env, step_fn=None, episode_fn=None, raw_env=None):
+    self.env = logged_env
+    self.raw = raw_env
+    self.step_fn = step_fn
+    self.episode_fn = episode_fn
+    self.truth = Truth()
+    self._meta = None
+    self._open = False
+
+  def _note(self, ts, action):
+    custom = self.step_fn(ts, action, self.raw) if self.step_fn else None
+    meta = self.episode_fn(ts, action, self.raw) if self.episode_fn else None
+    if ts.first():
+      if self._open:
+        self.truth.cut_short.append(True)
+        self.truth.metadata.append(self._meta)
+      self.truth.episodes.append([])
+      self._meta = None
+      self._open = True
+      action = None
+    if meta is not None:
+      self._meta = meta
+    self.truth.episodes[-1].append(StepData(ts, action, custom))
+    if ts.last():
+      self.truth.cut_short.append(False)
+      self.truth.metadata.append(self._meta)
+      self._open = False
+
+  def reset(self):
+    ts = self.env.reset()
+    self._note(ts, None)
+    return ts
+
+  def step(self, action):
+    ts = self.env.step(action)
+    self._note(ts, action)
+    return ts
+
+  def close(self):
+    self.env.close()
+    if self._open:
+      self.truth.cut_short.append(True)
+      self.truth.metadata.append(self._meta)
+      self._open = False
+
+
+def make_logger(env, backend: str, tmp_path, **kwargs) -> envlogger.EnvLogger:
+  if backend == 'tfds':
+    return envlogger.EnvLogger(env, data_directory=str(tmp_path / 'log'), **kwargs)
+  return envlogger.EnvLogger(env, backend=backend, **kwargs)
+
+
+def open_reader(logger: envlogger.EnvLogger, backend: str, tmp_path) -> envlogger.Reader:
+  if backend == 'tfds':
+    return envlogger.Reader(data_directory=str(tmp_path / 'log'))
+  return envlogger.Reader(backend=logger.backend)
+
+
+def _leaf_equal(actual, expected, spec, where):
+  if expected is None:
+    assert actual is None, f'{where}: expected None, got {actual!r}'
+    return
+  assert actual is not None, f'{where}: got None, expected {expected!r}'
+  from dm_env import specs  # noqa: PLC0415
+
+  if isinstance(spec, specs.StringArray):
+    np.testing.assert_array_equal(np.asarray(actual, dtype=object), np.asarray(expected, dtype=object))
+    return
+  exp = np.asarray(expected).astype(spec.dtype)
+  act = np.asarray(actual)
+  assert act.dtype == np.dtype(spec.dtype), f'{where}: dtype {act.dtype} != spec {spec.dtype}'
+  assert act.shape == exp.shape, f'{where}: shape {act.shape} != {exp.shape}'
+  # Bit-exact comparison (NaNs included).
+  assert act.tobytes() == exp.tobytes(), f'{where}: {act!r} != {exp!r}'
+
+
+def nest_equal(actual, expected, spec, where):
+  if expected is None or actual is None:
+    assert actual is None and expected is None, f'{where}: {actual!r} vs {expected!r}'
+    return
+  tree.assert_same_structure(spec, expected, check_types=False)
+  flat_spec = tree.flatten(spec)
+  flat_act = tree.flatten_up_to(spec, actual, check_types=False)
+  flat_exp = tree.flatten_up_to(spec, expected, check_types=False)
+  for a, e, s in zip(flat_act, flat_exp, flat_spec):
+    _leaf_equal(a, e, s, where)
+
+
+def assert_step_equal(actual: StepData, expected: StepData, reader: envlogger.Reader, custom_spec=None):
+  at, et = actual.timestep, expected.timestep
+  assert at.step_type == et.step_type, f'step_type {at.step_type} != {et.step_type}'
+  nest_equal(at.observation, et.observation, reader.observation_spec(), 'observation')
+  if et.first():
+    assert at.reward is None and at.discount is None and actual.action is None
+  else:
+    nest_equal(at.reward, et.reward, reader.reward_spec(), 'reward')
+    nest_equal(at.discount, et.discount, reader.discount_spec(), 'discount')
+    nest_equal(actual.action, expected.action, reader.action_spec(), 'action')
+  if expected.custom_data is None:
+    assert actual.custom_data is None, f'custom_data: expected None, got {actual.custom_data!r}'
+  else:
+    assert actual.custom_data is not None
+    tree.assert_same_structure(actual.custom_data, expected.custom_data, check_types=False)
+    for a, e in zip(tree.flatten(actual.custom_data), tree.flatten(expected.custom_data)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
+
+
+def metadata_equal(actual, expected):
+  if expected is None:
+    assert actual is None
+    return
+  tree.assert_same_structure(actual, expected, check_types=False)
+  for a, e in zip(tree.flatten(actual), tree.flatten(expected)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
+
+
+def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
+  """Runs `code` in a fresh interpreter (same venv), returning the completed process."""
+  return subprocess.run(
+      [sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout, cwd=REPO
+  )
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+  return request.param
+
+
+def timestep_kinds(truth: Truth) -> list[str]:
+  return [
+      ''.join('F' if s.timestep.first() else 'L' if s.timestep.last() else 'M' for s in ep)
+      for ep in truth.episodes
+  ]
+
+
+__all__ = ['dm_env']
