@@ -172,8 +172,8 @@ class MujocoLike(_Precomputed):
 
   def observation_spec(self):
     return {
-        'position': specs.Array((17,), np.float32, name='position'),
-        'velocity': specs.Array((6,), np.float32, name='velocity'),
+      'position': specs.Array((17,), np.float32, name='position'),
+      'velocity': specs.Array((6,), np.float32, name='velocity'),
     }
 
   def action_spec(self):

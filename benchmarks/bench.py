@@ -1,0 +1,583 @@
+"""Benchmarks of envlogger: logging overhead, disk use, Reader speed, imports.
+
+Run from the repository root with the dev venv:
+
+  python benchmarks/bench.py --quick                  # well under a minute
+  python benchmarks/bench.py --json benchmarks/results.json
+  python benchmarks/bench.py --workloads catch,mujoco
+
+All figures come from one run, so compare them as ratios: the machine may be
+shared and noisy. The measurements run in one subprocess, which logs every
+workload first and then checks whether TensorFlow got imported, then reads.
+The bare-env loop, the logged loop and the numpy baseline are run in turn,
+`repeats` times; ratios and differences are taken per repeat, then the median.
+Whole loops are timed in wall time and in CPU time (the process's, which a
+busy machine inflates less); per-call latencies in wall time
+(`time.perf_counter_ns`). See benchmarks/README.md for each metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import gc
+import itertools
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dm_env
+import envs
+import numpy as np
+
+import envlogger
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+  """Sizes of one workload's run."""
+
+  steps: int  # env.step() calls per timed loop (after one reset())
+  repeats: int  # timed loops of each kind (bare, logged, numpy) and Reader passes
+  hot_repeats: int  # loops timed call by call (bare and logged)
+  samples: int  # random step reads
+  episode_samples: int  # random episode reads
+
+
+# Step counts give every log more than RECENT + 1 episodes (see below).
+FULL = {
+  'catch': Params(steps=20_000, repeats=5, hot_repeats=2, samples=1000, episode_samples=300),
+  'atari': Params(steps=4_000, repeats=5, hot_repeats=2, samples=1000, episode_samples=100),
+  'mujoco': Params(steps=20_000, repeats=5, hot_repeats=2, samples=1000, episode_samples=100),
+}
+QUICK = {
+  'catch': Params(steps=3_000, repeats=3, hot_repeats=1, samples=300, episode_samples=100),
+  'atari': Params(steps=1_800, repeats=3, hot_repeats=1, samples=100, episode_samples=20),
+  'mujoco': Params(steps=9_000, repeats=3, hot_repeats=1, samples=300, episode_samples=20),
+}
+IMPORT_REPEATS = {'full': 5, 'quick': 1}
+# The Reader keeps a few decoded episodes (a small LRU cache). Random reads are
+# spread so that each one's episode is not among the last RECENT episodes read
+# (RECENT is capped at the number of episodes - 1): with more than 8 episodes
+# in the log, every read decodes its episode, as with a log larger than the
+# cache.
+RECENT = 16
+
+
+# ----------------------------------------------------------------------------
+# Results.
+
+
+@dataclasses.dataclass
+class Metric:
+  workload: str
+  name: str
+  value: Any  # median (wall time where it is a time)
+  unit: str
+  lo: float | None = None  # min and max over repeats
+  hi: float | None = None
+  n: int = 1  # repeats
+  cpu: float | None = None  # the same figure from CPU time, where it applies
+
+
+def _summary(workload, name, values, unit, scale=1.0, cpu_values=None) -> Metric:
+  v = np.asarray(values, dtype=np.float64) * scale
+  cpu = None if cpu_values is None else float(np.median(np.asarray(cpu_values, dtype=np.float64) * scale))
+  return Metric(workload, name, float(np.median(v)), unit, float(v.min()), float(v.max()), len(v), cpu)
+
+
+@dataclasses.dataclass
+class Times:
+  """Wall and CPU seconds of repeated runs."""
+
+  wall: np.ndarray
+  cpu: np.ndarray
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+  gc.collect()
+  w0, c0 = time.perf_counter(), time.process_time()
+  fn()
+  return time.perf_counter() - w0, time.process_time() - c0
+
+
+def _repeat(fn: Callable[[], Any], n: int) -> Times:
+  runs = [_timed(fn) for _ in range(n)]
+  return Times(np.array([w for w, _ in runs]), np.array([c for _, c in runs]))
+
+
+# ----------------------------------------------------------------------------
+# Helpers.
+
+
+def _dir_bytes(path: str) -> int:
+  total = 0
+  for root, _, files in os.walk(path):
+    total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+  return total
+
+
+def _obs_bytes(spec) -> int:
+  if isinstance(spec, dict):
+    return sum(_obs_bytes(s) for s in spec.values())
+  return int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
+
+
+def _make_actions(env: dm_env.Environment, n: int, seed: int = 0) -> list:
+  rng = np.random.RandomState(seed)
+  spec = env.action_spec()
+  if isinstance(spec, dm_env.specs.DiscreteArray):
+    return list(rng.randint(spec.num_values, size=n).astype(spec.dtype))
+  return list(rng.uniform(spec.minimum, spec.maximum, size=(n, *spec.shape)).astype(spec.dtype))
+
+
+def _copy_obs(obs):
+  if isinstance(obs, dict):
+    return {k: v.copy() for k, v in obs.items()}
+  return obs.copy()
+
+
+def _save_episode(path: str, observations: list) -> None:
+  """One .npy per episode: a stacked array, or a structured array for dicts."""
+  first = observations[0]
+  if isinstance(first, dict):
+    arr = np.empty(len(observations), dtype=[(k, v.dtype, v.shape) for k, v in first.items()])
+    for k in first:
+      arr[k] = np.stack([o[k] for o in observations])
+  else:
+    arr = np.stack(observations)
+  np.save(path, arr)
+
+
+def _spread_reads(lengths: np.ndarray, n: int, rng: np.random.RandomState) -> list[tuple[int, int]]:
+  """n random (episode, step) pairs, each episode not among the last RECENT picked."""
+  recent: collections.deque[int] = collections.deque(maxlen=max(0, min(RECENT, len(lengths) - 1)))
+  out = []
+  while len(out) < n:
+    e = int(rng.randint(len(lengths)))
+    if e in recent:
+      continue
+    recent.append(e)
+    out.append((e, int(rng.randint(lengths[e]))))
+  return out
+
+
+# ----------------------------------------------------------------------------
+# The loops being timed.
+
+
+def loop_bare(env: dm_env.Environment, actions: list) -> None:
+  env.reset()
+  step = env.step
+  for a in actions:
+    step(a)
+  env.close()
+
+
+def loop_logged(env: dm_env.Environment, actions: list, data_dir: str) -> None:
+  """From the logger's construction to the end of its close()."""
+  logger = envlogger.EnvLogger(env, data_directory=data_dir)
+  logger.reset()
+  step = logger.step
+  for a in actions:
+    step(a)
+  logger.close()
+
+
+def loop_numpy(env: dm_env.Environment, actions: list, out_dir: str) -> None:
+  """The baseline: copies of the observations, one .npy file per episode."""
+  os.makedirs(out_dir, exist_ok=True)
+  episode = 0
+  buf = [_copy_obs(env.reset().observation)]
+  for a in actions:
+    ts = env.step(a)
+    buf.append(_copy_obs(ts.observation))
+    if ts.last():
+      _save_episode(os.path.join(out_dir, f'episode_{episode:06d}.npy'), buf)
+      episode += 1
+      buf = []
+  if buf:
+    _save_episode(os.path.join(out_dir, f'episode_{episode:06d}.npy'), buf)
+  env.close()
+
+
+def loop_per_call(step: Callable, actions: list) -> tuple[np.ndarray, np.ndarray]:
+  """Nanoseconds of each step() call, and which calls returned a LAST timestep."""
+  ns = np.empty(len(actions), dtype=np.int64)
+  last = np.zeros(len(actions), dtype=bool)
+  clock = time.perf_counter_ns
+  for i, a in enumerate(actions):
+    t0 = clock()
+    ts = step(a)
+    ns[i] = clock() - t0
+    last[i] = ts.step_type is dm_env.StepType.LAST
+  return ns, last
+
+
+# ----------------------------------------------------------------------------
+# The measurements (in the child process).
+
+
+def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[str, Any]]:
+  """Logging overhead, hot-path latencies, numpy baseline, bytes on disk."""
+  make_env = envs.ENVS[w]
+  probe = make_env()
+  actions = _make_actions(probe, p.steps)
+  calls = p.steps + 1  # one reset() and `steps` step() calls
+  metrics: list[Metric] = []
+
+  def add(name, values, unit, scale=1.0, cpu_values=None):
+    metrics.append(_summary(w, name, values, unit, scale, cpu_values))
+
+  def one(name, value, unit):
+    metrics.append(Metric(w, name, value, unit))
+
+  # Fixed cost of a logger: a log of one episode, construction to close().
+  one_episode = actions[: make_env.EPISODE_LENGTH - 1]
+  counter = itertools.count()
+  fixed = _repeat(
+    lambda: loop_logged(make_env(), one_episode, os.path.join(work, f'{w}_fixed_{next(counter)}')), p.repeats
+  )
+  add('logger fixed cost (1-episode log)', fixed.wall, 'ms', 1e3, fixed.cpu)
+
+  # Whole loops in turn: bare env, through EnvLogger, numpy baseline.
+  runs: dict[str, list[tuple[float, float]]] = {'bare': [], 'logged': [], 'numpy': []}
+  log_dir = npy_dir = ''
+  for r in range(p.repeats):
+    for d in (log_dir, npy_dir):
+      if d:
+        shutil.rmtree(d)
+    log_dir, npy_dir = os.path.join(work, f'{w}_log_{r}'), os.path.join(work, f'{w}_npy_{r}')
+    kinds = [
+      ('bare', lambda: loop_bare(make_env(), actions)),
+      ('logged', lambda d=log_dir: loop_logged(make_env(), actions, d)),
+      ('numpy', lambda d=npy_dir: loop_numpy(make_env(), actions, d)),
+    ]
+    for kind, fn in kinds[r % 3 :] + kinds[: r % 3]:
+      runs[kind].append(_timed(fn))
+  t = {k: Times(np.array([x for x, _ in v]), np.array([c for _, c in v])) for k, v in runs.items()}
+  bare, logged, npy = t['bare'], t['logged'], t['numpy']
+
+  def per_step(f):
+    return f(bare.wall, logged.wall, npy.wall), f(bare.cpu, logged.cpu, npy.cpu)
+
+  for name, unit, scale, f in [
+    ('bare env loop', 'us/step', 1e6, lambda b, lg, n: b / calls),
+    ('logged loop (construction..close)', 'us/step', 1e6, lambda b, lg, n: lg / calls),
+    ('logging overhead', 'us/step', 1e6, lambda b, lg, n: (lg - b) / calls),
+    ('logged / bare', 'x', 1, lambda b, lg, n: lg / b),
+    ('numpy baseline loop', 'us/step', 1e6, lambda b, lg, n: n / calls),
+    ('numpy baseline overhead', 'us/step', 1e6, lambda b, lg, n: (n - b) / calls),
+    ('logging overhead / numpy overhead', 'x', 1, lambda b, lg, n: (lg - b) / (n - b)),
+  ]:
+    wall, cpu = per_step(f)
+    add(name, wall, unit, scale, cpu)
+
+  # Hot path: each step() call timed alone.
+  hot: dict[str, list[np.ndarray]] = {'bare': [], 'logged': [], 'last': []}
+  for r in range(p.hot_repeats):
+    env = make_env()
+    env.reset()
+    hot['bare'].append(loop_per_call(env.step, actions)[0])
+    d = os.path.join(work, f'{w}_hot_{r}')
+    logger = envlogger.EnvLogger(make_env(), data_directory=d)
+    logger.reset()
+    ns, last = loop_per_call(logger.step, actions)
+    logger.close()
+    shutil.rmtree(d)
+    hot['logged'].append(ns)
+    hot['last'].append(ns[last])
+  lat = {k: np.concatenate(v) / 1e3 for k, v in hot.items()}
+  for kind in ('bare', 'logged'):
+    one(f'step() p50, {kind}', float(np.percentile(lat[kind], 50)), 'us')
+    one(f'step() p99, {kind}', float(np.percentile(lat[kind], 99)), 'us')
+  one(
+    'step() p50, logged - bare',
+    float(np.percentile(lat['logged'], 50) - np.percentile(lat['bare'], 50)),
+    'us',
+  )
+  one('step() returning LAST (writes the episode), p50', float(np.median(lat['last'])), 'us')
+
+  # Disk use, from the last repeat.
+  with envlogger.Reader(log_dir) as reader:
+    recorded = len(reader.steps)
+    episodes = len(reader.episodes)
+  one('observation size (raw)', _obs_bytes(probe.observation_spec()), 'bytes/step')
+  one('on disk, envlogger (all files)', _dir_bytes(log_dir) / recorded, 'bytes/step')
+  one('on disk, numpy baseline (.npy)', _dir_bytes(npy_dir) / calls, 'bytes/step')
+  shutil.rmtree(npy_dir)
+  return metrics, {'log_dir': log_dir, 'recorded_steps': recorded, 'episodes': episodes}
+
+
+def measure_reading(w: str, p: Params, log_dir: str) -> list[Metric]:
+  """Reader: open, sequential and columnar passes, random step and episode reads."""
+  metrics: list[Metric] = []
+
+  def open_close():
+    envlogger.Reader(log_dir).close()
+
+  def sequential():
+    with envlogger.Reader(log_dir) as r:
+      for episode in r.episodes:
+        for _ in episode:
+          pass
+
+  def columnar():
+    with envlogger.Reader(log_dir) as r:
+      for episode in r.episodes:
+        episode.as_rlds()
+
+  with envlogger.Reader(log_dir) as r:
+    recorded = len(r.steps)
+    lengths = r.episode_lengths()
+  opened = _repeat(open_close, p.repeats)
+  metrics.append(_summary(w, 'Reader open', opened.wall, 'ms', 1e3, opened.cpu))
+  for name, fn in (('Reader sequential, StepData', sequential), ('Reader columnar, as_rlds()', columnar)):
+    t = _repeat(fn, p.repeats)
+    metrics.append(_summary(w, name, recorded / t.wall, 'steps/s', cpu_values=recorded / t.cpu))
+
+  rng = np.random.RandomState(1)
+  starts = np.concatenate([[0], np.cumsum(lengths)])
+  clock = time.perf_counter_ns
+  with envlogger.Reader(log_dir) as r:
+    steps, episodes = r.steps, r.episodes
+    lat = []
+    for e, k in _spread_reads(lengths, p.samples, rng):
+      i = int(starts[e] + k)
+      t0 = clock()
+      steps[i]
+      lat.append(clock() - t0)
+    metrics.append(Metric(w, 'Reader random step, p50', float(np.median(lat)) / 1e3, 'us'))
+    lat = []
+    for e, _ in _spread_reads(lengths, p.episode_samples, rng):
+      t0 = clock()
+      episodes[e]
+      lat.append(clock() - t0)
+    metrics.append(Metric(w, 'Reader random episode, p50', float(np.median(lat)) / 1e3, 'us'))
+  return metrics
+
+
+def run_child(params: dict[str, Params]) -> dict[str, Any]:
+  """All workloads' logging, the TensorFlow check, then all workloads' reading."""
+  work = tempfile.mkdtemp(prefix='envlogger_bench_')
+  try:
+    # The first logger of a process also pays the lazy imports (TFDS).
+    first = next(iter(params))
+    make_env = envs.ENVS[first]
+    actions = _make_actions(make_env(), make_env.EPISODE_LENGTH - 1)
+    wall, cpu = _timed(lambda: loop_logged(make_env(), actions, os.path.join(work, 'first')))
+    metrics = [
+      Metric(
+        '-', f'first logger in a process (1 {first} episode, lazy imports)', wall * 1e3, 'ms', cpu=cpu * 1e3
+      )
+    ]
+    infos, log_dirs = {}, {}
+    for w, p in params.items():
+      m, info = measure_logging(w, p, work)
+      metrics += m
+      log_dirs[w] = info.pop('log_dir')
+      infos[w] = info
+    logging_tf = 'tensorflow' in sys.modules
+    logging_tfds = 'tensorflow_datasets' in sys.modules
+    for w, p in params.items():
+      metrics += measure_reading(w, p, log_dirs[w])
+    metrics += [
+      Metric('-', 'TensorFlow imported by logging', logging_tf, 'bool'),
+      Metric('-', 'TensorFlow imported by logging + reading', 'tensorflow' in sys.modules, 'bool'),
+    ]
+    flags = {
+      'logging_tfds': logging_tfds,
+      'logging_tf': logging_tf,
+      'reading_tf': 'tensorflow' in sys.modules,
+    }
+    return {'metrics': [dataclasses.asdict(m) for m in metrics], 'workloads': infos, 'imports': flags}
+  finally:
+    shutil.rmtree(work, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------
+# The parent: imports, the child, the table.
+
+_IMPORT_SNIPPET = """
+import json, sys, time
+t = time.perf_counter()
+import {module}
+dt = time.perf_counter() - t
+print(json.dumps({{'seconds': dt, 'tensorflow': 'tensorflow' in sys.modules}}))
+"""
+
+
+def measure_imports(repeats: int) -> list[Metric]:
+  """`import` times in fresh interpreters (medians), and whether TF came along."""
+  out = []
+  cases = [
+    ('import numpy, dm_env, tree (dependencies)', 'numpy, dm_env, tree'),
+    ('import envlogger', 'envlogger'),
+    ('import envlogger.backends.tfds (first log)', 'envlogger.backends.tfds'),
+  ]
+  for label, module in cases:
+    seconds, tf = [], False
+    for _ in range(repeats):
+      proc = subprocess.run(
+        [sys.executable, '-c', _IMPORT_SNIPPET.format(module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
+      )
+      res = json.loads(proc.stdout.strip().splitlines()[-1])
+      seconds.append(res['seconds'])
+      tf = tf or res['tensorflow']
+    out.append(_summary('-', label, seconds, 'ms', 1e3))
+    if module == 'envlogger':
+      out.append(Metric('-', 'TensorFlow imported by import envlogger', tf, 'bool'))
+  return out
+
+
+def _run_child(params: dict[str, Params]) -> dict[str, Any]:
+  fd, out_path = tempfile.mkstemp(prefix='envlogger_bench_', suffix='.json')
+  os.close(fd)
+  try:
+    arg = json.dumps({w: dataclasses.asdict(p) for w, p in params.items()})
+    cmd = [sys.executable, os.path.abspath(__file__), '--_child', arg, '--_out', out_path]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+      sys.stderr.write(proc.stdout + proc.stderr)
+      raise SystemExit(f'the benchmark subprocess failed (exit code {proc.returncode})')
+    with open(out_path) as f:
+      return json.load(f)
+  finally:
+    os.remove(out_path)
+
+
+def _fmt(value: Any) -> str:
+  if isinstance(value, bool):
+    return 'yes' if value else 'no'
+  if value is None:
+    return ''
+  v = float(value)
+  a = abs(v)
+  if a >= 100:
+    return f'{v:,.0f}'
+  if a >= 10:
+    return f'{v:.1f}'
+  if a >= 1:
+    return f'{v:.2f}'
+  return f'{v:.3f}'
+
+
+def print_table(metrics: list[Metric]) -> None:
+  order = {w: i for i, w in enumerate(dict.fromkeys(m.workload for m in metrics))}
+  metrics = sorted(metrics, key=lambda m: order[m.workload])  # stable: keeps metric order
+  rows = [('workload', 'metric', 'median', 'unit', 'min..max (n)', 'cpu-time median')]
+  for m in metrics:
+    spread = f'{_fmt(m.lo)}..{_fmt(m.hi)} ({m.n})' if m.n > 1 else ''
+    rows.append((m.workload, m.name, _fmt(m.value), m.unit, spread, _fmt(m.cpu)))
+  widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+  align = ['<', '<', '>', '<', '<', '>']
+  rule = sum(widths) + 2 * (len(widths) - 1)
+  for j, row in enumerate(rows):
+    if j > 1 and row[0] != rows[j - 1][0]:
+      print('-' * rule)
+    print('  '.join(f'{c:{a}{w}}' for c, a, w in zip(row, align, widths, strict=True)).rstrip())
+    if j == 0:
+      print('=' * rule)
+
+
+def _cpu_pressure() -> float | None:
+  """Share of time some task waited for a CPU over the last 10 s (Linux PSI), or None."""
+  try:
+    with open('/proc/pressure/cpu') as f:
+      return float(f.readline().split()[1].split('=')[1])
+  except (OSError, IndexError, ValueError):
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+  parser.add_argument('--quick', action='store_true', help='small run (well under a minute)')
+  parser.add_argument('--json', metavar='PATH', help='write the results (and the run set-up) as JSON')
+  parser.add_argument(
+    '--workloads',
+    default=','.join(envs.ENVS),
+    help=f'comma-separated subset of {",".join(envs.ENVS)} (default: all)',
+  )
+  parser.add_argument('--repeats', type=int, help='override the number of timed repeats')
+  parser.add_argument('--_child', help=argparse.SUPPRESS)
+  parser.add_argument('--_out', help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+
+  if args._child:
+    result = run_child({w: Params(**p) for w, p in json.loads(args._child).items()})
+    with open(args._out, 'w') as f:
+      json.dump(result, f)
+    return
+
+  workloads = list(dict.fromkeys(w.strip() for w in args.workloads.split(',') if w.strip()))
+  unknown = [w for w in workloads if w not in envs.ENVS]
+  if unknown or not workloads:
+    parser.error(f'unknown workloads {unknown}; choose from {list(envs.ENVS)}')
+  mode = 'quick' if args.quick else 'full'
+  params = {w: (QUICK if args.quick else FULL)[w] for w in workloads}
+  if args.repeats:
+    if args.repeats < 1:
+      parser.error('--repeats must be >= 1')
+    params = {
+      w: dataclasses.replace(p, repeats=args.repeats, hot_repeats=min(p.hot_repeats, args.repeats))
+      for w, p in params.items()
+    }
+  started = time.perf_counter()
+  load = [os.getloadavg()[0]]
+  pressure = [_cpu_pressure()]
+
+  print(f'[{mode}] import times in fresh interpreters ...', flush=True)
+  metrics = measure_imports(args.repeats or IMPORT_REPEATS[mode])
+  sizes = ', '.join(f'{w} {p.steps} steps x {p.repeats}' for w, p in params.items())
+  print(
+    f'[{time.perf_counter() - started:.0f} s] logging then reading in a subprocess: {sizes} ...', flush=True
+  )
+  res = _run_child(params)
+  metrics += [Metric(**m) for m in res['metrics']]
+  elapsed = time.perf_counter() - started
+  load.append(os.getloadavg()[0])
+  pressure.append(_cpu_pressure())
+
+  setup = {
+    'mode': mode,
+    'params': {w: dataclasses.asdict(p) for w, p in params.items()},
+    'workloads': res['workloads'],
+    'imports_in_benchmark_process': res['imports'],
+    'python': sys.version.split()[0],
+    'numpy': np.__version__,
+    'envlogger': envlogger.__version__,
+    'platform': platform.platform(),
+    'cpus': os.cpu_count(),
+    'loadavg_1min': load,
+    'cpu_pressure_avg10': pressure,
+    'elapsed_s': elapsed,
+  }
+  print()
+  print(
+    f'envlogger {envlogger.__version__}, {mode} run in {elapsed:.0f} s; python {setup["python"]}, '
+    f'{setup["cpus"]} CPUs, load {load[0]:.1f} -> {load[1]:.1f}'
+    + (f', CPU pressure {pressure[0]:.0f}% -> {pressure[1]:.0f}%' if None not in pressure else '')
+  )
+  for w, info in res['workloads'].items():
+    print(f'  {w}: {info["recorded_steps"]} steps in {info["episodes"]} episodes per log')
+  print()
+  print_table(metrics)
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump({'setup': setup, 'metrics': [dataclasses.asdict(m) for m in metrics]}, f, indent=2)
+    print(f'\nwrote {args.json}')
+
+
+if __name__ == '__main__':
+  main()
