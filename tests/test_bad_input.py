@@ -1,0 +1,184 @@
+"""Bad input: a clear error at the call that caused it, and nothing recorded is lost."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_logger, open_reader
+from dm_env import specs
+
+import envlogger
+from envlogger.testing import catch_env, spec_env
+
+
+def _two_good_episodes(env, action=0):
+  for _ in range(2):
+    ts = env.reset()
+    while not ts.last():
+      ts = env.step(action)
+
+
+def _dict_env():
+  return spec_env.SpecEnv(
+      {'a': specs.Array((2,), np.float32), 'b': specs.Array((), np.int32)},
+      specs.Array((2,), np.float32),
+      episode_lengths=(3,),
+  )
+
+
+@pytest.mark.parametrize(
+    'bad_action, message',
+    [
+        (np.zeros(3, np.float32), 'shape'),
+        (np.zeros(2, np.complex64), 'cast'),
+        (['x', 'y'], 'cast'),
+        ('text', 'text'),
+    ],
+)
+def test_bad_action_raises_at_step_and_keeps_data(backend, tmp_path, bad_action, message):
+  env = make_logger(_dict_env(), backend, tmp_path)
+  _two_good_episodes(env, np.zeros(2, np.float32))
+  env.reset()
+  env.step(np.zeros(2, np.float32))
+  with pytest.raises(envlogger.SpecError, match=message) as err:
+    env.step(bad_action)
+  assert 'action' in str(err.value)
+  env.step(np.zeros(2))  # the logger still works: float64 -> float32 is fine
+  env.close()
+  with open_reader(env, backend, tmp_path) as r:
+    assert len(r.episodes) == 3
+    assert [len(e) for e in r.episodes] == [4, 4, 3]
+
+
+def test_float_into_int_spec_is_an_error(tmp_path):
+  env = envlogger.EnvLogger(catch_env.Catch(), backend='in_memory')
+  env.reset()
+  with pytest.raises(envlogger.SpecError, match='unsafe cast'):
+    env.step(1.5)
+  with pytest.raises(envlogger.SpecError, match='unsafe cast'):
+    env.step(np.array(1.0))
+
+
+def test_integer_out_of_range_is_an_error():
+  env = envlogger.EnvLogger(
+      spec_env.SpecEnv(specs.Array((), np.float32), specs.Array((), np.uint8)), backend='in_memory'
+  )
+  env.reset()
+  env.step(np.int64(200))  # fits: allowed
+  with pytest.raises(envlogger.SpecError, match='does not fit|do not fit'):
+    env.step(300)
+  with pytest.raises(envlogger.SpecError, match='do not fit'):
+    env.step(np.int64(-1))
+
+
+class _BadObsEnv(spec_env.SpecEnv):
+  """Returns an observation with a missing key on the third step."""
+
+  def step(self, action):
+    ts = super().step(action)
+    if self._t == 2:
+      ts = ts._replace(observation={'a': ts.observation['a'], 'c': 1})
+    return ts
+
+
+def test_observation_with_wrong_keys(backend, tmp_path):
+  raw = _BadObsEnv(
+      {'a': specs.Array((2,), np.float32), 'b': specs.Array((), np.int32)},
+      specs.Array((2,), np.float32),
+      episode_lengths=(5,),
+  )
+  env = make_logger(raw, backend, tmp_path)
+  env.reset()
+  env.step(np.zeros(2))
+  with pytest.raises(envlogger.SpecError, match=r"missing keys \['b'\], unexpected keys \['c'\]"):
+    env.step(np.zeros(2))
+  env.close()
+
+
+def test_step_fn_structure_change(backend, tmp_path):
+  calls = []
+
+  def step_fn(ts, action, e):
+    calls.append(1)
+    return {'x': 1.0} if len(calls) < 3 else {'x': 1.0, 'y': 2}
+
+  env = make_logger(catch_env.Catch(), backend, tmp_path, step_fn=step_fn)
+  env.reset()
+  env.step(0)
+  with pytest.raises(envlogger.SpecError, match=r"unexpected keys \['y'\]"):
+    env.step(0)
+  env.close()
+
+
+def test_step_fn_shape_change_names_the_field(tmp_path):
+  n = [0]
+
+  def step_fn(ts, action, e):
+    n[0] += 1
+    return {'vec': np.zeros(n[0])}
+
+  env = envlogger.EnvLogger(catch_env.Catch(), data_directory=str(tmp_path), step_fn=step_fn)
+  env.reset()
+  with pytest.raises(envlogger.SpecError, match=r'step_fn value/vec: expected shape \(1,\), got \(2,\)'):
+    env.step(0)
+  env.close()
+
+
+def test_step_fn_reserved_key(tmp_path):
+  env = envlogger.EnvLogger(
+      catch_env.Catch(), data_directory=str(tmp_path), step_fn=lambda ts, a, e: {'reward': 1.0}
+  )
+  with pytest.raises(envlogger.SpecError, match='clash'):
+    env.reset()
+  env.close()
+
+
+@pytest.mark.parametrize('metadata', [{'f': object()}, {1: 'a'}, 'not a dict', {'f': {1, 2}}])
+def test_metadata_that_cannot_be_stored(tmp_path, metadata):
+  with pytest.raises(envlogger.MetadataError):
+    envlogger.EnvLogger(catch_env.Catch(), data_directory=str(tmp_path), metadata=metadata)
+
+
+def test_unstorable_episode_metadata(tmp_path):
+  env = envlogger.EnvLogger(
+      catch_env.Catch(), data_directory=str(tmp_path), episode_fn=lambda ts, a, e: {'o': object()}
+  )
+  with pytest.raises(envlogger.SpecError, match='cannot be stored'):
+    env.reset()
+  env.close()
+
+
+def test_reader_on_directory_without_log(tmp_path):
+  with pytest.raises(envlogger.NoLogError, match='holds no envlogger log'):
+    envlogger.Reader(str(tmp_path))
+  with pytest.raises(envlogger.NoLogError, match='does not exist'):
+    envlogger.Reader(str(tmp_path / 'missing'))
+
+
+def test_step_after_close(backend, tmp_path):
+  env = make_logger(catch_env.Catch(), backend, tmp_path)
+  env.reset()
+  env.close()
+  env.close()  # idempotent
+  with pytest.raises(RuntimeError, match='after close'):
+    env.step(0)
+  with pytest.raises(RuntimeError, match='after close'):
+    env.reset()
+
+
+def test_riegeli_options_point_to_tfds(tmp_path):
+  with pytest.raises(ValueError, match='TFDS backend'):
+    envlogger.EnvLogger(catch_env.Catch(), data_directory=str(tmp_path), writer_options='brotli:6')
+  with pytest.raises(ValueError, match='TFDS backend'):
+    envlogger.EnvLogger(catch_env.Catch(), data_directory=str(tmp_path), backend=envlogger.BackendType.RIEGELI)
+
+
+def test_appending_with_different_specs_fails_before_writing(tmp_path):
+  d = str(tmp_path)
+  with envlogger.EnvLogger(catch_env.Catch(), data_directory=d) as env:
+    _two_good_episodes(env)
+  with pytest.raises(envlogger.SpecError, match='observation_spec'):
+    envlogger.EnvLogger(catch_env.Catch(rows=6), data_directory=d)
+  with envlogger.Reader(d) as r:
+    assert len(r.episodes) == 2
+    assert len(r.runs()) == 1
