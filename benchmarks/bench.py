@@ -70,6 +70,7 @@ IMPORT_REPEATS = {'full': 5, 'quick': 1}
 # in the log, every read decodes its episode, as with a log larger than the
 # cache.
 RECENT = 16
+_START = time.perf_counter()
 
 
 # ----------------------------------------------------------------------------
@@ -157,6 +158,13 @@ def _save_episode(path: str, observations: list) -> None:
   np.save(path, arr)
 
 
+def _episode_sums(ns: np.ndarray, last: np.ndarray) -> np.ndarray:
+  """Total time of each whole episode: the calls after a LAST up to the next LAST."""
+  ends = np.flatnonzero(last)
+  cum = np.concatenate([[0], np.cumsum(ns)])
+  return cum[ends[1:] + 1] - cum[ends[:-1] + 1]
+
+
 def _spread_reads(lengths: np.ndarray, n: int, rng: np.random.RandomState) -> list[tuple[int, int]]:
   """n random (episode, step) pairs, each episode not among the last RECENT picked."""
   recent: collections.deque[int] = collections.deque(maxlen=max(0, min(RECENT, len(lengths) - 1)))
@@ -240,13 +248,13 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   def one(name, value, unit):
     metrics.append(Metric(w, name, value, unit))
 
-  # Fixed cost of a logger: a log of one episode, construction to close().
-  one_episode = actions[: make_env.EPISODE_LENGTH - 1]
+  # Fixed cost of a logger: construction, reset() and close() (which writes a
+  # one-step episode and the TFDS metadata).
   counter = itertools.count()
   fixed = _repeat(
-    lambda: loop_logged(make_env(), one_episode, os.path.join(work, f'{w}_fixed_{next(counter)}')), p.repeats
+    lambda: loop_logged(make_env(), [], os.path.join(work, f'{w}_fixed_{next(counter)}')), p.repeats
   )
-  add('logger fixed cost (1-episode log)', fixed.wall, 'ms', 1e3, fixed.cpu)
+  add('logger fixed cost (construct, reset, close)', fixed.wall, 'ms', 1e3, fixed.cpu)
 
   # Whole loops in turn: bare env, through EnvLogger, numpy baseline.
   runs: dict[str, list[tuple[float, float]]] = {'bare': [], 'logged': [], 'numpy': []}
@@ -282,29 +290,31 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
     add(name, wall, unit, scale, cpu)
 
   # Hot path: each step() call timed alone.
-  hot: dict[str, list[np.ndarray]] = {'bare': [], 'logged': [], 'last': []}
+  lat: dict[str, list[np.ndarray]] = {'bare': [], 'logged': [], 'last': []}
+  episodes: dict[str, list[np.ndarray]] = {'bare': [], 'logged': []}
   for r in range(p.hot_repeats):
     env = make_env()
     env.reset()
-    hot['bare'].append(loop_per_call(env.step, actions)[0])
+    ns, last = loop_per_call(env.step, actions)
+    lat['bare'].append(ns)
+    episodes['bare'].append(_episode_sums(ns, last))
     d = os.path.join(work, f'{w}_hot_{r}')
     logger = envlogger.EnvLogger(make_env(), data_directory=d)
     logger.reset()
     ns, last = loop_per_call(logger.step, actions)
     logger.close()
     shutil.rmtree(d)
-    hot['logged'].append(ns)
-    hot['last'].append(ns[last])
-  lat = {k: np.concatenate(v) / 1e3 for k, v in hot.items()}
+    lat['logged'].append(ns)
+    lat['last'].append(ns[last])
+    episodes['logged'].append(_episode_sums(ns, last))
+  us = {k: np.concatenate(v) / 1e3 for k, v in lat.items()}
   for kind in ('bare', 'logged'):
-    one(f'step() p50, {kind}', float(np.percentile(lat[kind], 50)), 'us')
-    one(f'step() p99, {kind}', float(np.percentile(lat[kind], 99)), 'us')
-  one(
-    'step() p50, logged - bare',
-    float(np.percentile(lat['logged'], 50) - np.percentile(lat['bare'], 50)),
-    'us',
-  )
-  one('step() returning LAST (writes the episode), p50', float(np.median(lat['last'])), 'us')
+    one(f'step() p50, {kind}', float(np.percentile(us[kind], 50)), 'us')
+    one(f'step() p99, {kind}', float(np.percentile(us[kind], 99)), 'us')
+  one('step() returning LAST (writes the episode), p50', float(np.median(us['last'])), 'us')
+  ep = {k: float(np.median(np.concatenate(v))) / 1e3 / make_env.EPISODE_LENGTH for k, v in episodes.items()}
+  one('steady-state overhead (median episode)', ep['logged'] - ep['bare'], 'us/step')
+  one('steady-state logged / bare (median episode)', ep['logged'] / ep['bare'], 'x')
 
   # Disk use, from the last repeat.
   with envlogger.Reader(log_dir) as reader:
@@ -365,22 +375,22 @@ def measure_reading(w: str, p: Params, log_dir: str) -> list[Metric]:
   return metrics
 
 
-def run_child(params: dict[str, Params]) -> dict[str, Any]:
+def _progress(msg: str) -> None:
+  print(f'  [{time.perf_counter() - _START:5.1f} s] {msg}', file=sys.stderr, flush=True)
+
+
+def run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
   """All workloads' logging, the TensorFlow check, then all workloads' reading."""
-  work = tempfile.mkdtemp(prefix='envlogger_bench_')
+  work = tempfile.mkdtemp(prefix='envlogger_bench_', dir=root)
   try:
     # The first logger of a process also pays the lazy imports (TFDS).
-    first = next(iter(params))
-    make_env = envs.ENVS[first]
-    actions = _make_actions(make_env(), make_env.EPISODE_LENGTH - 1)
-    wall, cpu = _timed(lambda: loop_logged(make_env(), actions, os.path.join(work, 'first')))
-    metrics = [
-      Metric(
-        '-', f'first logger in a process (1 {first} episode, lazy imports)', wall * 1e3, 'ms', cpu=cpu * 1e3
-      )
-    ]
+    make_env = envs.ENVS[next(iter(params))]
+    wall, cpu = _timed(lambda: loop_logged(make_env(), [], os.path.join(work, 'first')))
+    name = 'first logger in a process (construct, reset, close; lazy imports)'
+    metrics = [Metric('-', name, wall * 1e3, 'ms', cpu=cpu * 1e3)]
     infos, log_dirs = {}, {}
     for w, p in params.items():
+      _progress(f'{w}: logging ({p.steps} steps x {p.repeats})')
       m, info = measure_logging(w, p, work)
       metrics += m
       log_dirs[w] = info.pop('log_dir')
@@ -388,6 +398,7 @@ def run_child(params: dict[str, Params]) -> dict[str, Any]:
     logging_tf = 'tensorflow' in sys.modules
     logging_tfds = 'tensorflow_datasets' in sys.modules
     for w, p in params.items():
+      _progress(f'{w}: reading')
       metrics += measure_reading(w, p, log_dirs[w])
     metrics += [
       Metric('-', 'TensorFlow imported by logging', logging_tf, 'bool'),
@@ -421,7 +432,6 @@ def measure_imports(repeats: int) -> list[Metric]:
   cases = [
     ('import numpy, dm_env, tree (dependencies)', 'numpy, dm_env, tree'),
     ('import envlogger', 'envlogger'),
-    ('import envlogger.backends.tfds (first log)', 'envlogger.backends.tfds'),
   ]
   for label, module in cases:
     seconds, tf = [], False
@@ -441,15 +451,16 @@ def measure_imports(repeats: int) -> list[Metric]:
   return out
 
 
-def _run_child(params: dict[str, Params]) -> dict[str, Any]:
+def _run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
   fd, out_path = tempfile.mkstemp(prefix='envlogger_bench_', suffix='.json')
   os.close(fd)
   try:
     arg = json.dumps({w: dataclasses.asdict(p) for w, p in params.items()})
     cmd = [sys.executable, os.path.abspath(__file__), '--_child', arg, '--_out', out_path]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if root:
+      cmd += ['--dir', root]
+    proc = subprocess.run(cmd)  # its progress lines go to stderr
     if proc.returncode != 0:
-      sys.stderr.write(proc.stdout + proc.stderr)
       raise SystemExit(f'the benchmark subprocess failed (exit code {proc.returncode})')
     with open(out_path) as f:
       return json.load(f)
@@ -510,12 +521,17 @@ def main(argv: list[str] | None = None) -> None:
     help=f'comma-separated subset of {",".join(envs.ENVS)} (default: all)',
   )
   parser.add_argument('--repeats', type=int, help='override the number of timed repeats')
+  parser.add_argument(
+    '--dir',
+    help='where the logs are written (default: the system temp dir); a tmpfs such as /dev/shm '
+    'leaves the disk out of the figures',
+  )
   parser.add_argument('--_child', help=argparse.SUPPRESS)
   parser.add_argument('--_out', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
 
   if args._child:
-    result = run_child({w: Params(**p) for w, p in json.loads(args._child).items()})
+    result = run_child({w: Params(**p) for w, p in json.loads(args._child).items()}, args.dir)
     with open(args._out, 'w') as f:
       json.dump(result, f)
     return
@@ -543,7 +559,7 @@ def main(argv: list[str] | None = None) -> None:
   print(
     f'[{time.perf_counter() - started:.0f} s] logging then reading in a subprocess: {sizes} ...', flush=True
   )
-  res = _run_child(params)
+  res = _run_child(params, args.dir)
   metrics += [Metric(**m) for m in res['metrics']]
   elapsed = time.perf_counter() - started
   load.append(os.getloadavg()[0])

@@ -20,32 +20,32 @@ from envlogger.backends.in_memory import InMemoryBackendWriter
 from envlogger.environment_logger import BackendType, EnvLogger
 from envlogger.reader import Episode, NoLogError, Reader
 from envlogger.schedulers import (
-    BernoulliEpisodeScheduler,
-    BernoulliStepScheduler,
-    ListEpisodeScheduler,
-    NEpisodeScheduler,
-    NStepScheduler,
+  BernoulliEpisodeScheduler,
+  BernoulliStepScheduler,
+  ListEpisodeScheduler,
+  NEpisodeScheduler,
+  NStepScheduler,
 )
 from envlogger.specs import SpecError
 from envlogger.step_data import StepData
 
 __all__ = [
-    'BackendType',
-    'BackendWriter',
-    'BernoulliEpisodeScheduler',
-    'BernoulliStepScheduler',
-    'EnvLogger',
-    'Episode',
-    'InMemoryBackendWriter',
-    'ListEpisodeScheduler',
-    'MetadataError',
-    'NEpisodeScheduler',
-    'NStepScheduler',
-    'NoLogError',
-    'Reader',
-    'SpecError',
-    'StepData',
-    '__version__',
+  'BackendType',
+  'BackendWriter',
+  'BernoulliEpisodeScheduler',
+  'BernoulliStepScheduler',
+  'EnvLogger',
+  'Episode',
+  'InMemoryBackendWriter',
+  'ListEpisodeScheduler',
+  'MetadataError',
+  'NEpisodeScheduler',
+  'NStepScheduler',
+  'NoLogError',
+  'Reader',
+  'SpecError',
+  'StepData',
+  '__version__',
 ]
 
 

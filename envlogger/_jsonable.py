@@ -53,8 +53,8 @@ def encode(value: Any, where: str = 'metadata') -> Any:
   if isinstance(value, list):
     return [encode(v, f'{where}/{i}') for i, v in enumerate(value)]
   raise MetadataError(
-      f'{where}: values of type {type(value).__name__} cannot be stored '
-      '(use dicts, lists, tuples, str, bytes, numbers, bools, None or numpy arrays).'
+    f'{where}: values of type {type(value).__name__} cannot be stored '
+    '(use dicts, lists, tuples, str, bytes, numbers, bools, None or numpy arrays).'
   )
 
 
@@ -65,7 +65,7 @@ def decode(data: Any) -> Any:
   if not isinstance(data, dict):
     return data
   if len(data) == 1:
-    (tag, body), = data.items()
+    ((tag, body),) = data.items()
     if tag == '__tuple__':
       return tuple(decode(v) for v in body)
     if tag == '__bytes__':

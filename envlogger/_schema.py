@@ -32,7 +32,7 @@ RUN_ID = 'run_id'
 CUT_SHORT = 'cut_short'
 
 RESERVED_STEP_KEYS = frozenset(
-    {OBSERVATION, ACTION, REWARD, DISCOUNT, IS_FIRST, IS_LAST, IS_TERMINAL, HAS_CUSTOM_DATA}
+  {OBSERVATION, ACTION, REWARD, DISCOUNT, IS_FIRST, IS_LAST, IS_TERMINAL, HAS_CUSTOM_DATA}
 )
 RESERVED_EPISODE_KEYS = frozenset({STEPS, EPISODE_ID, RUN_ID, CUT_SHORT, HAS_EPISODE_METADATA})
 
@@ -66,44 +66,44 @@ class Schema:
 
   def to_json(self) -> dict[str, Any]:
     return {
-        'observation_spec': specs_lib.spec_to_json(self.observation_spec),
-        'action_spec': specs_lib.spec_to_json(self.action_spec),
-        'reward_spec': specs_lib.spec_to_json(self.reward_spec),
-        'discount_spec': specs_lib.spec_to_json(self.discount_spec),
-        'custom_data_spec': specs_lib.spec_to_json(self.custom_data_spec),
-        'custom_data_layout': self.custom_data_layout,
-        'episode_metadata_spec': specs_lib.spec_to_json(self.episode_metadata_spec),
-        'episode_metadata_layout': self.episode_metadata_layout,
+      'observation_spec': specs_lib.spec_to_json(self.observation_spec),
+      'action_spec': specs_lib.spec_to_json(self.action_spec),
+      'reward_spec': specs_lib.spec_to_json(self.reward_spec),
+      'discount_spec': specs_lib.spec_to_json(self.discount_spec),
+      'custom_data_spec': specs_lib.spec_to_json(self.custom_data_spec),
+      'custom_data_layout': self.custom_data_layout,
+      'episode_metadata_spec': specs_lib.spec_to_json(self.episode_metadata_spec),
+      'episode_metadata_layout': self.episode_metadata_layout,
     }
 
   @classmethod
   def from_json(cls, data: Mapping[str, Any]) -> Schema:
     return cls(
-        observation_spec=specs_lib.spec_from_json(data['observation_spec']),
-        action_spec=specs_lib.spec_from_json(data['action_spec']),
-        reward_spec=specs_lib.spec_from_json(data['reward_spec']),
-        discount_spec=specs_lib.spec_from_json(data['discount_spec']),
-        custom_data_spec=specs_lib.spec_from_json(data['custom_data_spec']),
-        custom_data_layout=data['custom_data_layout'],
-        episode_metadata_spec=specs_lib.spec_from_json(data['episode_metadata_spec']),
-        episode_metadata_layout=data['episode_metadata_layout'],
+      observation_spec=specs_lib.spec_from_json(data['observation_spec']),
+      action_spec=specs_lib.spec_from_json(data['action_spec']),
+      reward_spec=specs_lib.spec_from_json(data['reward_spec']),
+      discount_spec=specs_lib.spec_from_json(data['discount_spec']),
+      custom_data_spec=specs_lib.spec_from_json(data['custom_data_spec']),
+      custom_data_layout=data['custom_data_layout'],
+      episode_metadata_spec=specs_lib.spec_from_json(data['episode_metadata_spec']),
+      episode_metadata_layout=data['episode_metadata_layout'],
     )
 
   def env_specs(self) -> dict[str, Any]:
     return {
-        'observation_spec': self.observation_spec,
-        'action_spec': self.action_spec,
-        'reward_spec': self.reward_spec,
-        'discount_spec': self.discount_spec,
+      'observation_spec': self.observation_spec,
+      'action_spec': self.action_spec,
+      'reward_spec': self.reward_spec,
+      'discount_spec': self.discount_spec,
     }
 
   def step_fields(self) -> dict[str, Any]:
     """RLDS step field name -> spec nest, user fields included."""
     out = {
-        OBSERVATION: self.observation_spec,
-        ACTION: self.action_spec,
-        REWARD: self.reward_spec,
-        DISCOUNT: self.discount_spec,
+      OBSERVATION: self.observation_spec,
+      ACTION: self.action_spec,
+      REWARD: self.reward_spec,
+      DISCOUNT: self.discount_spec,
     }
     out.update(_user_fields(self.custom_data_spec, self.custom_data_layout, CUSTOM_DATA))
     return out
@@ -130,6 +130,6 @@ def check_user_keys(value: Any, reserved: frozenset[str], fn_name: str) -> None:
     clash = sorted(set(value) & reserved)
     if clash:
       raise specs_lib.SpecError(
-          f'{fn_name} returned keys {clash} that clash with RLDS/envlogger field names '
-          f'{sorted(reserved)}; rename them.'
+        f'{fn_name} returned keys {clash} that clash with RLDS/envlogger field names '
+        f'{sorted(reserved)}; rename them.'
       )

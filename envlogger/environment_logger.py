@@ -30,16 +30,16 @@ def _make_backend(backend: Any, data_directory: str | None, scheduler, backend_k
   if isinstance(backend, base.BackendWriter):
     if backend_kwargs or scheduler is not None:
       raise ValueError(
-          'scheduler and backend keyword arguments go to the backend constructor; '
-          'they cannot be given with a backend instance.'
+        'scheduler and backend keyword arguments go to the backend constructor; '
+        'they cannot be given with a backend instance.'
       )
     return backend
   bad = [k for k in _RIEGELI_ONLY_ARGS if k in backend_kwargs]
   if bad:
     raise ValueError(
-        f'{bad} are options of the original Riegeli backend, which this package does not '
-        "write. Use the default TFDS backend (backend='tfds'); its options are "
-        'dataset_name, version, split_name, max_episodes_per_file, flush_scheduler.'
+      f'{bad} are options of the original Riegeli backend, which this package does not '
+      "write. Use the default TFDS backend (backend='tfds'); its options are "
+      'dataset_name, version, split_name, max_episodes_per_file, flush_scheduler.'
     )
   if isinstance(backend, BackendType):
     backend = backend.value
@@ -59,8 +59,8 @@ def _make_backend(backend: Any, data_directory: str | None, scheduler, backend_k
       return in_memory.InMemoryBackendWriter(scheduler=scheduler)
     if name == 'riegeli':
       raise ValueError(
-          'Writing the original Riegeli format is not supported (the riegeli package '
-          "is not available); use the default TFDS backend (backend='tfds')."
+        'Writing the original Riegeli format is not supported (the riegeli package '
+        "is not available); use the default TFDS backend (backend='tfds')."
       )
     raise ValueError(f"Unknown backend {backend!r}; use 'tfds', 'in_memory', a BackendWriter or a factory.")
   if callable(backend):
@@ -115,15 +115,15 @@ class EnvLogger(dm_env.Environment):
   """
 
   def __init__(
-      self,
-      env: dm_env.Environment,
-      data_directory: str | None = None,
-      metadata: dict[str, Any] | None = None,
-      step_fn: StepFn | None = None,
-      episode_fn: StepFn | None = None,
-      scheduler: Callable[[StepData], bool] | None = None,
-      backend: Any = BackendType.TFDS,
-      **backend_kwargs: Any,
+    self,
+    env: dm_env.Environment,
+    data_directory: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    step_fn: StepFn | None = None,
+    episode_fn: StepFn | None = None,
+    scheduler: Callable[[StepData], bool] | None = None,
+    backend: Any = BackendType.TFDS,
+    **backend_kwargs: Any,
   ):
     self._environment = env
     self._step_fn = step_fn
@@ -132,15 +132,15 @@ class EnvLogger(dm_env.Environment):
     self._in_episode = False
     self._backend = _make_backend(backend, data_directory, scheduler, backend_kwargs)
     self._backend.init_log(
-        {
-            'observation_spec': env.observation_spec(),
-            'action_spec': env.action_spec(),
-            'reward_spec': env.reward_spec(),
-            'discount_spec': env.discount_spec(),
-        },
-        metadata,
-        expects_custom_data=step_fn is not None,
-        expects_episode_metadata=episode_fn is not None,
+      {
+        'observation_spec': env.observation_spec(),
+        'action_spec': env.action_spec(),
+        'reward_spec': env.reward_spec(),
+        'discount_spec': env.discount_spec(),
+      },
+      metadata,
+      expects_custom_data=step_fn is not None,
+      expects_episode_metadata=episode_fn is not None,
     )
 
   # -- dm_env.Environment -----------------------------------------------------
@@ -198,8 +198,8 @@ class EnvLogger(dm_env.Environment):
 
   def __getstate__(self):
     raise TypeError(
-        'EnvLogger cannot be pickled: create it inside each worker process '
-        '(see examples/multiprocess_actors.py).'
+      'EnvLogger cannot be pickled: create it inside each worker process '
+      '(see examples/multiprocess_actors.py).'
     )
 
   # -- recording --------------------------------------------------------------
@@ -212,8 +212,7 @@ class EnvLogger(dm_env.Environment):
     first = timestep.first()
     if not first and not self._in_episode:
       raise RuntimeError(
-          'The environment returned a non-FIRST timestep outside an episode; call reset() '
-          'to start an episode.'
+        'The environment returned a non-FIRST timestep outside an episode; call reset() to start an episode.'
       )
     custom = self._step_fn(timestep, action, self._environment) if self._step_fn else None
     meta = self._episode_fn(timestep, action, self._environment) if self._episode_fn else None

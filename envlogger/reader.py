@@ -91,13 +91,13 @@ class Episode(Sequence):
     """The whole episode as RLDS: {'steps': {field: array nest}, metadata...}."""
     ep, c = self._ep, self._casters
     steps = {
-        _schema.OBSERVATION: c.observation.unflatten(ep.columns['observation']),
-        _schema.ACTION: c.action.unflatten(ep.columns['action']),
-        _schema.REWARD: c.reward.unflatten(ep.columns['reward']),
-        _schema.DISCOUNT: c.discount.unflatten(ep.columns['discount']),
-        _schema.IS_FIRST: ep.is_first,
-        _schema.IS_LAST: ep.is_last,
-        _schema.IS_TERMINAL: ep.is_terminal,
+      _schema.OBSERVATION: c.observation.unflatten(ep.columns['observation']),
+      _schema.ACTION: c.action.unflatten(ep.columns['action']),
+      _schema.REWARD: c.reward.unflatten(ep.columns['reward']),
+      _schema.DISCOUNT: c.discount.unflatten(ep.columns['discount']),
+      _schema.IS_FIRST: ep.is_first,
+      _schema.IS_LAST: ep.is_last,
+      _schema.IS_TERMINAL: ep.is_terminal,
     }
     if ep.has_custom_data is not None:
       custom = c.custom_data.unflatten(ep.columns['custom_data'])
@@ -109,11 +109,11 @@ class Episode(Sequence):
     sl = slice(self._indexes.start, self._indexes.stop, self._indexes.step)
     steps = _slice_nest(steps, sl)
     return {
-        _schema.STEPS: steps,
-        _schema.EPISODE_ID: ep.episode_id,
-        _schema.RUN_ID: ep.run_id,
-        _schema.CUT_SHORT: ep.cut_short,
-        _schema.EPISODE_METADATA: ep.metadata,
+      _schema.STEPS: steps,
+      _schema.EPISODE_ID: ep.episode_id,
+      _schema.RUN_ID: ep.run_id,
+      _schema.CUT_SHORT: ep.cut_short,
+      _schema.EPISODE_METADATA: ep.metadata,
     }
 
   def __repr__(self) -> str:
@@ -151,13 +151,13 @@ class Reader:
   """
 
   def __init__(
-      self,
-      data_directory: str | os.PathLike | None = None,
-      *,
-      dataset_name: str | None = None,
-      version: str | None = None,
-      backend: Any = None,
-      _source: source_lib.LogSource | None = None,
+    self,
+    data_directory: str | os.PathLike | None = None,
+    *,
+    dataset_name: str | None = None,
+    version: str | None = None,
+    backend: Any = None,
+    _source: source_lib.LogSource | None = None,
   ):
     if _source is None:
       _source = _open_source(data_directory, dataset_name, version, backend)
@@ -267,11 +267,9 @@ def _open_source(data_directory, dataset_name, version, backend) -> source_lib.L
     dirs = [d for d in dirs if os.path.basename(d) == version]
   if not dirs:
     raise NoLogError(
-        f'{data_directory} holds no envlogger log (no {tfds_backend.LOG_FILE} in it or in '
-        '<dataset_name>/<version>/ below it).'
+      f'{data_directory} holds no envlogger log (no {tfds_backend.LOG_FILE} in it or in '
+      '<dataset_name>/<version>/ below it).'
     )
   if len(dirs) > 1:
-    raise ValueError(
-        f'{data_directory} holds several logs: {dirs}; pass dataset_name= and/or version=.'
-    )
+    raise ValueError(f'{data_directory} holds several logs: {dirs}; pass dataset_name= and/or version=.')
   return tfds_backend.TFDSLogSource(dirs[0])

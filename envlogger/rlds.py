@@ -84,14 +84,14 @@ class Casters:
     self.reward = specs_lib.LeafCaster(schema.reward_spec, 'reward')
     self.discount = specs_lib.LeafCaster(schema.discount_spec, 'discount')
     self.custom_data = (
-        specs_lib.LeafCaster(schema.custom_data_spec, 'step_fn value')
-        if schema.custom_data_spec is not None
-        else None
+      specs_lib.LeafCaster(schema.custom_data_spec, 'step_fn value')
+      if schema.custom_data_spec is not None
+      else None
     )
     self.episode_metadata = (
-        specs_lib.LeafCaster(schema.episode_metadata_spec, 'episode_fn value')
-        if schema.episode_metadata_spec is not None
-        else None
+      specs_lib.LeafCaster(schema.episode_metadata_spec, 'episode_fn value')
+      if schema.episode_metadata_spec is not None
+      else None
     )
 
   def field(self, name: str) -> specs_lib.LeafCaster:
@@ -111,8 +111,7 @@ class EpisodeBuilder:
     self.episode_id = episode_id
     self.run_id = run_id
     self._cols: dict[str, list[list[np.ndarray]]] = {
-        f: [[] for _ in casters.field(f).leaves]
-        for f in ('observation', 'action', 'reward', 'discount')
+      f: [[] for _ in casters.field(f).leaves] for f in ('observation', 'action', 'reward', 'discount')
     }
     if casters.custom_data is not None:
       self._cols['custom_data'] = [[] for _ in casters.custom_data.leaves]
@@ -194,15 +193,15 @@ class EpisodeBuilder:
         is_terminal[-1] = bool(np.all(np.asarray(self._final_discount) == 0))
     columns = {name: [_stack(col) for col in cols] for name, cols in self._cols.items()}
     return Episode(
-        columns=columns,
-        is_first=is_first,
-        is_last=is_last,
-        is_terminal=is_terminal,
-        has_custom_data=np.asarray(self._has_custom, dtype=bool) if 'custom_data' in self._cols else None,
-        metadata=self.metadata,
-        episode_id=self.episode_id,
-        run_id=self.run_id,
-        cut_short=cut_short,
+      columns=columns,
+      is_first=is_first,
+      is_last=is_last,
+      is_terminal=is_terminal,
+      has_custom_data=np.asarray(self._has_custom, dtype=bool) if 'custom_data' in self._cols else None,
+      metadata=self.metadata,
+      episode_id=self.episode_id,
+      run_id=self.run_id,
+      cut_short=cut_short,
     )
 
 
@@ -211,7 +210,7 @@ def conform(episode: Episode, casters: Casters) -> Episode:
   if casters.custom_data is not None and 'custom_data' not in episode.columns:
     n = episode.num_steps
     episode.columns['custom_data'] = [
-        _stack([z] * n) if n else np.zeros((0, *z.shape), z.dtype) for z in casters.custom_data.zeros()
+      _stack([z] * n) if n else np.zeros((0, *z.shape), z.dtype) for z in casters.custom_data.zeros()
     ]
     episode.has_custom_data = np.zeros(n, dtype=bool)
   return episode

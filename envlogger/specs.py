@@ -116,7 +116,7 @@ def _leaf_from_json(d: Mapping[str, Any]) -> specs.Array:
     return specs.DiscreteArray(num_values=d['num_values'], dtype=dtype, name=name)
   if kind == 'BoundedArray':
     return specs.BoundedArray(
-        shape, dtype, _array_from_json(d['minimum']), _array_from_json(d['maximum']), name=name
+      shape, dtype, _array_from_json(d['minimum']), _array_from_json(d['maximum']), name=name
     )
   if kind == 'Array':
     return specs.Array(shape, dtype, name=name)
@@ -301,8 +301,8 @@ class LeafCaster:
     except (TypeError, ValueError) as e:
       raise SpecError(f'{self.name}: {_structure_difference(self.spec, value)}') from e
     return [
-        cast_to_spec(v, s, f'{self.name}/{p}' if p else self.name)
-        for v, s, p in zip(flat, self.leaves, self.paths)
+      cast_to_spec(v, s, f'{self.name}/{p}' if p else self.name)
+      for v, s, p in zip(flat, self.leaves, self.paths)
     ]
 
   def zeros(self) -> list[np.ndarray]:
@@ -343,7 +343,6 @@ def _structure_difference(spec: Any, value: Any, path: str = '') -> str:
       if d:
         return d
     return ''
-  if isinstance(value, (Mapping, tuple, list)) and not isinstance(value, np.ndarray):
-    if isinstance(value, Mapping):
-      return f'{where}: expected a single array, got a dict.'
+  if isinstance(value, Mapping):
+    return f'{where}: expected a single array, got a dict.'
   return f'{where}: structure does not match the spec.'

@@ -155,7 +155,7 @@ def metadata_equal(actual, expected):
 def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
   """Runs `code` in a fresh interpreter (same venv), returning the completed process."""
   return subprocess.run(
-      [sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    [sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout, cwd=REPO
   )
 
 
@@ -166,8 +166,8 @@ def backend(request):
 
 def timestep_kinds(truth: Truth) -> list[str]:
   return [
-      ''.join('F' if s.timestep.first() else 'L' if s.timestep.last() else 'M' for s in ep)
-      for ep in truth.episodes
+    ''.join('F' if s.timestep.first() else 'L' if s.timestep.last() else 'M' for s in ep)
+    for ep in truth.episodes
   ]
 
 

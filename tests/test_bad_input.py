@@ -20,20 +20,20 @@ def _two_good_episodes(env, action=0):
 
 def _dict_env():
   return spec_env.SpecEnv(
-      {'a': specs.Array((2,), np.float32), 'b': specs.Array((), np.int32)},
-      specs.Array((2,), np.float32),
-      episode_lengths=(3,),
+    {'a': specs.Array((2,), np.float32), 'b': specs.Array((), np.int32)},
+    specs.Array((2,), np.float32),
+    episode_lengths=(3,),
   )
 
 
 @pytest.mark.parametrize(
-    'bad_action, message',
-    [
-        (np.zeros(3, np.float32), 'shape'),
-        (np.zeros(2, np.complex64), 'cast'),
-        (['x', 'y'], 'cast'),
-        ('text', 'text'),
-    ],
+  'bad_action, message',
+  [
+    (np.zeros(3, np.float32), 'shape'),
+    (np.zeros(2, np.complex64), 'cast'),
+    (['x', 'y'], 'cast'),
+    ('text', 'text'),
+  ],
 )
 def test_bad_action_raises_at_step_and_keeps_data(backend, tmp_path, bad_action, message):
   env = make_logger(_dict_env(), backend, tmp_path)
@@ -61,7 +61,7 @@ def test_float_into_int_spec_is_an_error(tmp_path):
 
 def test_integer_out_of_range_is_an_error():
   env = envlogger.EnvLogger(
-      spec_env.SpecEnv(specs.Array((), np.float32), specs.Array((), np.uint8)), backend='in_memory'
+    spec_env.SpecEnv(specs.Array((), np.float32), specs.Array((), np.uint8)), backend='in_memory'
   )
   env.reset()
   env.step(np.int64(200))  # fits: allowed
@@ -83,9 +83,9 @@ class _BadObsEnv(spec_env.SpecEnv):
 
 def test_observation_with_wrong_keys(backend, tmp_path):
   raw = _BadObsEnv(
-      {'a': specs.Array((2,), np.float32), 'b': specs.Array((), np.int32)},
-      specs.Array((2,), np.float32),
-      episode_lengths=(5,),
+    {'a': specs.Array((2,), np.float32), 'b': specs.Array((), np.int32)},
+    specs.Array((2,), np.float32),
+    episode_lengths=(5,),
   )
   env = make_logger(raw, backend, tmp_path)
   env.reset()
@@ -126,7 +126,7 @@ def test_step_fn_shape_change_names_the_field(tmp_path):
 
 def test_step_fn_reserved_key(tmp_path):
   env = envlogger.EnvLogger(
-      catch_env.Catch(), data_directory=str(tmp_path), step_fn=lambda ts, a, e: {'reward': 1.0}
+    catch_env.Catch(), data_directory=str(tmp_path), step_fn=lambda ts, a, e: {'reward': 1.0}
   )
   with pytest.raises(envlogger.SpecError, match='clash'):
     env.reset()
@@ -141,7 +141,7 @@ def test_metadata_that_cannot_be_stored(tmp_path, metadata):
 
 def test_unstorable_episode_metadata(tmp_path):
   env = envlogger.EnvLogger(
-      catch_env.Catch(), data_directory=str(tmp_path), episode_fn=lambda ts, a, e: {'o': object()}
+    catch_env.Catch(), data_directory=str(tmp_path), episode_fn=lambda ts, a, e: {'o': object()}
   )
   with pytest.raises(envlogger.SpecError, match='cannot be stored'):
     env.reset()
@@ -170,7 +170,9 @@ def test_riegeli_options_point_to_tfds(tmp_path):
   with pytest.raises(ValueError, match='TFDS backend'):
     envlogger.EnvLogger(catch_env.Catch(), data_directory=str(tmp_path), writer_options='brotli:6')
   with pytest.raises(ValueError, match='TFDS backend'):
-    envlogger.EnvLogger(catch_env.Catch(), data_directory=str(tmp_path), backend=envlogger.BackendType.RIEGELI)
+    envlogger.EnvLogger(
+      catch_env.Catch(), data_directory=str(tmp_path), backend=envlogger.BackendType.RIEGELI
+    )
 
 
 def test_appending_with_different_specs_fails_before_writing(tmp_path):

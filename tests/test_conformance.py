@@ -41,24 +41,24 @@ def _catch_policy(rng, env):
 
 def _nested_env():
   obs = {
-      'pixels': specs.BoundedArray((6, 5, 3), np.uint8, 0, 255, name='pixels'),
-      'state': (specs.Array((3,), np.float64), specs.Array((), np.int32)),
-      'text': specs.StringArray(()),
-      'flags': specs.Array((2,), np.bool_),
-      'empty': specs.Array((0, 2), np.float32),
+    'pixels': specs.BoundedArray((6, 5, 3), np.uint8, 0, 255, name='pixels'),
+    'state': (specs.Array((3,), np.float64), specs.Array((), np.int32)),
+    'text': specs.StringArray(()),
+    'flags': specs.Array((2,), np.bool_),
+    'empty': specs.Array((0, 2), np.float32),
   }
   action = {
-      'move': specs.BoundedArray((2,), np.float32, -1.0, 1.0),
-      'grip': specs.DiscreteArray(2, dtype=np.int32),
+    'move': specs.BoundedArray((2,), np.float32, -1.0, 1.0),
+    'grip': specs.DiscreteArray(2, dtype=np.int32),
   }
   return spec_env.SpecEnv(
-      obs,
-      action,
-      episode_lengths=(3, 1, 4, 6),
-      terminations=(True, False, True),
-      reward_spec=specs.Array((2,), np.float32),
-      discount_spec=specs.BoundedArray((2,), np.float32, 0.0, 1.0),
-      seed=3,
+    obs,
+    action,
+    episode_lengths=(3, 1, 4, 6),
+    terminations=(True, False, True),
+    reward_spec=specs.Array((2,), np.float32),
+    discount_spec=specs.BoundedArray((2,), np.float32, 0.0, 1.0),
+    seed=3,
   )
 
 
@@ -81,11 +81,11 @@ def _nested_episode_fn(ts, action, env):
 
 def _text_env():
   return spec_env.SpecEnv(
-      specs.StringArray((2,), string_type=bytes),
-      specs.StringArray((), name='command'),
-      episode_lengths=(2, 3),
-      terminations=(False, True),
-      seed=5,
+    specs.StringArray((2,), string_type=bytes),
+    specs.StringArray((), name='command'),
+    episode_lengths=(2, 3),
+    terminations=(False, True),
+    seed=5,
   )
 
 
@@ -99,52 +99,52 @@ def _scalar_step_fn(ts, action, env):
 
 def _tuple_env():
   return spec_env.SpecEnv(
-      (specs.Array((2,), np.float16), specs.Array((), np.uint64), [specs.Array((), np.int8)]),
-      specs.Array((), np.float64),
-      episode_lengths=(1, 2, 5),
-      seed=9,
+    (specs.Array((2,), np.float16), specs.Array((), np.uint64), [specs.Array((), np.int8)]),
+    specs.Array((), np.float64),
+    episode_lengths=(1, 2, 5),
+    seed=9,
   )
 
 
 WORKLOADS = [
-    Workload(
-        'catch',
-        lambda: catch_env.Catch(seed=2),
-        _catch_policy,
-        metadata={'agent': 'random', 'seed': 2, 'cfg': (1, 2.5, 'x'), 'arr': np.arange(3)},
-    ),
-    Workload(
-        'nested',
-        _nested_env,
-        _nested_policy,
-        step_fn=_nested_step_fn,
-        episode_fn=_nested_episode_fn,
-        metadata={'nested': {'a': [1, 2], 'b': None}},
-    ),
-    Workload(
-        'text',
-        _text_env,
-        _text_policy,
-        step_fn=_scalar_step_fn,
-        episode_fn=lambda ts, a, e: 'ended' if ts.last() else None,
-    ),
-    Workload('tuple', _tuple_env, lambda rng, env: float(rng.standard_normal())),
+  Workload(
+    'catch',
+    lambda: catch_env.Catch(seed=2),
+    _catch_policy,
+    metadata={'agent': 'random', 'seed': 2, 'cfg': (1, 2.5, 'x'), 'arr': np.arange(3)},
+  ),
+  Workload(
+    'nested',
+    _nested_env,
+    _nested_policy,
+    step_fn=_nested_step_fn,
+    episode_fn=_nested_episode_fn,
+    metadata={'nested': {'a': [1, 2], 'b': None}},
+  ),
+  Workload(
+    'text',
+    _text_env,
+    _text_policy,
+    step_fn=_scalar_step_fn,
+    episode_fn=lambda ts, a, e: 'ended' if ts.last() else None,
+  ),
+  Workload('tuple', _tuple_env, lambda rng, env: float(rng.standard_normal())),
 ]
 
 
 def _drive(workload: Workload, backend: str, tmp_path):
   raw = workload.make_env()
   logger = make_logger(
-      raw,
-      backend,
-      tmp_path,
-      metadata=workload.metadata,
-      step_fn=workload.step_fn,
-      episode_fn=workload.episode_fn,
+    raw,
+    backend,
+    tmp_path,
+    metadata=workload.metadata,
+    step_fn=workload.step_fn,
+    episode_fn=workload.episode_fn,
   )
   rec = Recorder(logger, workload.step_fn, workload.episode_fn, raw_env=raw)
   rng = np.random.default_rng(0)
-  for kind, n in workload.script:
+  for _kind, n in workload.script:
     ts = rec.reset()
     count = 0
     while not ts.last() and (n is None or count < n):

@@ -22,11 +22,11 @@ def _run(env, episodes):
 
 
 @pytest.mark.parametrize(
-    'scheduler, kept',
-    [
-        (lambda: schedulers.NEpisodeScheduler(3), [0, 3, 6, 9]),
-        (lambda: schedulers.ListEpisodeScheduler([1, 4, 5]), [1, 4, 5]),
-    ],
+  'scheduler, kept',
+  [
+    (lambda: schedulers.NEpisodeScheduler(3), [0, 3, 6, 9]),
+    (lambda: schedulers.ListEpisodeScheduler([1, 4, 5]), [1, 4, 5]),
+  ],
 )
 def test_episode_schedulers(backend, tmp_path, scheduler, kept):
   env = make_logger(catch_env.Catch(seed=0), backend, tmp_path, scheduler=scheduler())
@@ -41,7 +41,7 @@ def test_episode_schedulers(backend, tmp_path, scheduler, kept):
 
 def test_bernoulli_episode_scheduler_is_all_or_nothing(backend, tmp_path):
   env = make_logger(
-      catch_env.Catch(seed=0), backend, tmp_path, scheduler=schedulers.BernoulliEpisodeScheduler(0.5, seed=3)
+    catch_env.Catch(seed=0), backend, tmp_path, scheduler=schedulers.BernoulliEpisodeScheduler(0.5, seed=3)
   )
   truth = _run(env, 20)
   with open_reader(env, backend, tmp_path) as r:
@@ -70,7 +70,7 @@ def test_step_scheduler_thins_and_keeps_alignment(backend, tmp_path):
 
 def test_bernoulli_step_scheduler_keeps_first_and_last(tmp_path):
   env = envlogger.EnvLogger(
-      catch_env.Catch(seed=0), backend='in_memory', scheduler=schedulers.BernoulliStepScheduler(0.0)
+    catch_env.Catch(seed=0), backend='in_memory', scheduler=schedulers.BernoulliStepScheduler(0.0)
   )
   _run(env, 2)
   with envlogger.Reader(backend=env.backend) as r:
@@ -79,7 +79,9 @@ def test_bernoulli_step_scheduler_keeps_first_and_last(tmp_path):
 
 
 def test_thinned_cut_short_episode_keeps_last_seen_step(tmp_path):
-  env = envlogger.EnvLogger(catch_env.Catch(seed=0), backend='in_memory', scheduler=schedulers.NStepScheduler(4))
+  env = envlogger.EnvLogger(
+    catch_env.Catch(seed=0), backend='in_memory', scheduler=schedulers.NStepScheduler(4)
+  )
   rec = Recorder(env)
   rec.reset()
   for _ in range(6):
@@ -90,7 +92,7 @@ def test_thinned_cut_short_episode_keeps_last_seen_step(tmp_path):
     assert ep.cut_short
     assert len(ep) == 3  # steps 0, 4 and the last seen step (6)
     nest_equal(
-        ep[-1].timestep.observation, rec.truth.episodes[0][6].timestep.observation, r.observation_spec(), 'o'
+      ep[-1].timestep.observation, rec.truth.episodes[0][6].timestep.observation, r.observation_spec(), 'o'
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,11 @@ def _episodes(env, n, action=0):
 def test_directory_created_and_layout(tmp_path):
   d = tmp_path / 'a' / 'b'
   with envlogger.EnvLogger(
-      catch_env.Catch(), data_directory=str(d), dataset_name='my_catch', version='2.1.0', max_episodes_per_file=2
+    catch_env.Catch(),
+    data_directory=str(d),
+    dataset_name='my_catch',
+    version='2.1.0',
+    max_episodes_per_file=2,
   ) as env:
     _episodes(env, 5)
   ds_dir = d / 'my_catch' / '2.1.0'
@@ -51,7 +56,7 @@ def test_append_keeps_every_run(tmp_path):
     assert [run['metadata'] for run in runs] == [{'run': 1}, {'run': 2}]
     assert r.metadata()['run'] == 1
     assert [e.run_id for e in r.episodes] == [runs[0]['run_id']] * 2 + [runs[1]['run_id']] * 3
-  info = json.loads(open(os.path.join(d, 'envlogger', '1.0.0', 'dataset_info.json')).read())
+  info = json.loads(Path(d, 'envlogger', '1.0.0', 'dataset_info.json').read_text())
   assert sum(int(x) for x in info['splits'][0]['shardLengths']) == 5
 
 
@@ -79,7 +84,8 @@ def test_several_logs_need_a_name(tmp_path):
 
 
 @pytest.mark.parametrize(
-    'kwargs', [{'dataset_name': 'Bad-Name'}, {'version': '1'}, {'max_episodes_per_file': 0}, {'file_format': 'x'}]
+  'kwargs',
+  [{'dataset_name': 'Bad-Name'}, {'version': '1'}, {'max_episodes_per_file': 0}, {'file_format': 'x'}],
 )
 def test_option_validation(tmp_path, kwargs):
   with pytest.raises(ValueError):
@@ -91,7 +97,7 @@ def test_backend_forms(tmp_path):
   with envlogger.EnvLogger(catch_env.Catch(), backend=w) as env:
     _episodes(env, 1)
   with envlogger.EnvLogger(
-      catch_env.Catch(), data_directory=str(tmp_path / 'fac'), backend=TFDSBackendWriter, dataset_name='f'
+    catch_env.Catch(), data_directory=str(tmp_path / 'fac'), backend=TFDSBackendWriter, dataset_name='f'
   ) as env:
     _episodes(env, 1)
   with envlogger.EnvLogger(catch_env.Catch(), backend=envlogger.BackendType.IN_MEMORY) as env:
@@ -125,9 +131,9 @@ def test_wrapper_is_transparent(tmp_path):
 def test_flush_scheduler_publishes(tmp_path):
   d = str(tmp_path)
   env = envlogger.EnvLogger(
-      catch_env.Catch(), data_directory=d, flush_scheduler=lambda data: data.timestep.last()
+    catch_env.Catch(), data_directory=d, flush_scheduler=lambda data: data.timestep.last()
   )
   _episodes(env, 3)
-  info = json.loads(open(os.path.join(d, 'envlogger', '1.0.0', 'dataset_info.json')).read())
+  info = json.loads(Path(d, 'envlogger', '1.0.0', 'dataset_info.json').read_text())
   assert sum(int(x) for x in info['splits'][0]['shardLengths']) == 3
   env.close()

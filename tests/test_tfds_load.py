@@ -17,18 +17,18 @@ pytestmark = pytest.mark.slow
 
 def _write_nested(directory: str) -> envlogger.Reader:
   env = spec_env.SpecEnv(
-      {'x': specs.Array((3,), np.float64), 'img': specs.Array((4, 4, 3), np.uint8)},
-      specs.DiscreteArray(4),
-      episode_lengths=(3, 5),
-      terminations=(True, False),
-      seed=1,
+    {'x': specs.Array((3,), np.float64), 'img': specs.Array((4, 4, 3), np.uint8)},
+    specs.DiscreteArray(4),
+    episode_lengths=(3, 5),
+    terminations=(True, False),
+    seed=1,
   )
   with envlogger.EnvLogger(
-      env,
-      data_directory=directory,
-      step_fn=lambda ts, a, e: {'note': 'hello', 'v': np.float64(1 / 3)},
-      episode_fn=lambda ts, a, e: {'success': bool(ts.last())} if ts.last() else None,
-      metadata={'who': 'test'},
+    env,
+    data_directory=directory,
+    step_fn=lambda ts, a, e: {'note': 'hello', 'v': np.float64(1 / 3)},
+    episode_fn=lambda ts, a, e: {'success': bool(ts.last())} if ts.last() else None,
+    metadata={'who': 'test'},
   ) as logged:
     for _ in range(3):
       ts = logged.reset()
@@ -43,7 +43,8 @@ def test_tfds_load_reads_every_value(tmp_path):
   expected = []
   for ep in r.episodes:
     cols = ep.as_rlds()['steps']
-    expected.append({
+    expected.append(
+      {
         'x': cols['observation']['x'].tobytes().hex(),
         'img': cols['observation']['img'].tobytes().hex(),
         'action': cols['action'].tolist(),
@@ -52,7 +53,8 @@ def test_tfds_load_reads_every_value(tmp_path):
         'is_last': cols['is_last'].tolist(),
         'v': cols['v'].tobytes().hex(),
         'id': ep.episode_id,
-    })
+      }
+    )
   code = f"""
 import json, sys
 import numpy as np

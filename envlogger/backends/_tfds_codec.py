@@ -51,7 +51,7 @@ def features_for(schema: S.Schema):
       if kind == 'bool':
         return tfds.features.Tensor(shape=tuple(nest.shape), dtype=np.bool_)
       return tfds.features.Tensor(
-          shape=tuple(nest.shape), dtype=np.dtype(nest.dtype), encoding=tfds.features.Encoding.BYTES
+        shape=tuple(nest.shape), dtype=np.dtype(nest.dtype), encoding=tfds.features.Encoding.BYTES
       )
     if isinstance(nest, dict):
       return tfds.features.FeaturesDict({k: conv(v) for k, v in nest.items()})
@@ -63,12 +63,14 @@ def features_for(schema: S.Schema):
   if schema.custom_data_spec is not None:
     steps[S.HAS_CUSTOM_DATA] = flag
   top = {name: conv(spec) for name, spec in schema.episode_fields().items()}
-  top.update({
+  top.update(
+    {
       S.STEPS: tfds.features.Dataset(steps),
       S.EPISODE_ID: tfds.features.Tensor(shape=(), dtype=np.object_),
       S.RUN_ID: tfds.features.Tensor(shape=(), dtype=np.object_),
       S.CUT_SHORT: flag,
-  })
+    }
+  )
   if schema.episode_metadata_spec is not None:
     top[S.HAS_EPISODE_METADATA] = flag
   return tfds.features.FeaturesDict(top)
@@ -110,12 +112,12 @@ class Codec:
     feats = ex.features.feature
     n = episode.num_steps
     for field, keys in self.step_keys.items():
-      for (key, spec, kind), col in zip(keys, episode.columns[field]):
+      for (key, _spec, kind), col in zip(keys, episode.columns[field]):
         _put_column(feats[key], col, kind, n)
     for key, flags in (
-        (S.IS_FIRST, episode.is_first),
-        (S.IS_LAST, episode.is_last),
-        (S.IS_TERMINAL, episode.is_terminal),
+      (S.IS_FIRST, episode.is_first),
+      (S.IS_LAST, episode.is_last),
+      (S.IS_TERMINAL, episode.is_terminal),
     ):
       feats[f'{S.STEPS}/{key}'].int64_list.value.extend(flags.astype(np.int64).tolist())
     if self.schema.custom_data_spec is not None:
@@ -130,9 +132,9 @@ class Codec:
       has = episode.metadata is not None
       feats[S.HAS_EPISODE_METADATA].int64_list.value.append(int(has))
       leaves = (
-          self.casters.episode_metadata(episode.metadata) if has else self.casters.episode_metadata.zeros()
+        self.casters.episode_metadata(episode.metadata) if has else self.casters.episode_metadata.zeros()
       )
-      for (key, spec, kind), leaf in zip(self.meta_keys, leaves):
+      for (key, _spec, kind), leaf in zip(self.meta_keys, leaves):
         _put_column(feats[key], leaf[None], kind, 1)
     return ex.SerializeToString()
 
@@ -154,15 +156,15 @@ class Codec:
     if self.schema.custom_data_spec is not None:
       has_custom = _flags(feats[f'{S.STEPS}/{S.HAS_CUSTOM_DATA}'])
     return rlds.Episode(
-        columns=columns,
-        is_first=is_first,
-        is_last=_flags(feats[f'{S.STEPS}/{S.IS_LAST}']),
-        is_terminal=_flags(feats[f'{S.STEPS}/{S.IS_TERMINAL}']),
-        has_custom_data=has_custom,
-        metadata=self._decode_metadata(feats),
-        episode_id=feats[S.EPISODE_ID].bytes_list.value[0].decode(),
-        run_id=feats[S.RUN_ID].bytes_list.value[0].decode(),
-        cut_short=bool(feats[S.CUT_SHORT].int64_list.value[0]),
+      columns=columns,
+      is_first=is_first,
+      is_last=_flags(feats[f'{S.STEPS}/{S.IS_LAST}']),
+      is_terminal=_flags(feats[f'{S.STEPS}/{S.IS_TERMINAL}']),
+      has_custom_data=has_custom,
+      metadata=self._decode_metadata(feats),
+      episode_id=feats[S.EPISODE_ID].bytes_list.value[0].decode(),
+      run_id=feats[S.RUN_ID].bytes_list.value[0].decode(),
+      cut_short=bool(feats[S.CUT_SHORT].int64_list.value[0]),
     )
 
   def decode_metadata(self, data: bytes) -> Any:

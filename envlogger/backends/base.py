@@ -51,11 +51,11 @@ class BackendWriter(abc.ABC):
   # -- the seam EnvLogger uses ------------------------------------------------
 
   def init_log(
-      self,
-      env_specs: dict[str, Any],
-      metadata: dict[str, Any] | None = None,
-      expects_custom_data: bool = False,
-      expects_episode_metadata: bool = False,
+    self,
+    env_specs: dict[str, Any],
+    metadata: dict[str, Any] | None = None,
+    expects_custom_data: bool = False,
+    expects_episode_metadata: bool = False,
   ) -> None:
     """Declares the env's specs and the dataset metadata, before any step.
 
@@ -82,7 +82,9 @@ class BackendWriter(abc.ABC):
         self._finish_episode(cut_short=True)
       record = self._scheduler is None or bool(self._scheduler(data))
       if record:
-        self._builder = rlds.EpisodeBuilder(self._casters, f'{self.run_id}/{self._episode_counter}', self.run_id)
+        self._builder = rlds.EpisodeBuilder(
+          self._casters, f'{self.run_id}/{self._episode_counter}', self.run_id
+        )
         self._episode_counter += 1
     elif self._builder is None:
       if self._scheduler is not None:
@@ -110,9 +112,7 @@ class BackendWriter(abc.ABC):
     if self._casters.episode_metadata is None:
       self._learn_episode_metadata_spec(data)
     leaves = self._casters.episode_metadata(data)
-    self._builder.metadata = self._casters.episode_metadata.unflatten(
-        [_scalarize(x) for x in leaves]
-    )
+    self._builder.metadata = self._casters.episode_metadata.unflatten([_scalarize(x) for x in leaves])
 
   def close(self) -> None:
     """Writes the episode in flight (cut short) and anything pending; idempotent."""
@@ -160,13 +160,12 @@ class BackendWriter(abc.ABC):
   def _learn_custom_data_spec(self, value: Any) -> None:
     if self._schema_fixed:
       raise specs_lib.SpecError(
-          'step_fn returned a value after episodes without step data were written; '
-          'the log has no field for it.'
+        'step_fn returned a value after episodes without step data were written; the log has no field for it.'
       )
     _schema.check_user_keys(value, _schema.RESERVED_STEP_KEYS, 'step_fn')
     spec = specs_lib.infer_spec(value, 'step_fn value')
     self._set_schema(
-        dataclasses.replace(self._schema, custom_data_spec=spec, custom_data_layout=_schema.layout_for(value))
+      dataclasses.replace(self._schema, custom_data_spec=spec, custom_data_layout=_schema.layout_for(value))
     )
     if self._builder is not None:
       self._builder.enable_custom_data(self._casters)
@@ -174,15 +173,15 @@ class BackendWriter(abc.ABC):
   def _learn_episode_metadata_spec(self, value: Any) -> None:
     if self._schema_fixed:
       raise specs_lib.SpecError(
-          'episode_fn returned a value after episodes without metadata were written; '
-          'the log has no field for it.'
+        'episode_fn returned a value after episodes without metadata were written; '
+        'the log has no field for it.'
       )
     _schema.check_user_keys(value, _schema.RESERVED_EPISODE_KEYS, 'episode_fn')
     spec = specs_lib.infer_spec(value, 'episode_fn value')
     self._set_schema(
-        dataclasses.replace(
-            self._schema, episode_metadata_spec=spec, episode_metadata_layout=_schema.layout_for(value)
-        )
+      dataclasses.replace(
+        self._schema, episode_metadata_spec=spec, episode_metadata_layout=_schema.layout_for(value)
+      )
     )
     if self._builder is not None:
       self._builder.set_casters(self._casters)
@@ -193,7 +192,7 @@ class BackendWriter(abc.ABC):
       return
     episode = builder.finish(cut_short)
     schema_known = (self._casters.custom_data is not None or not self._expect_custom) and (
-        self._casters.episode_metadata is not None or not self._expect_metadata
+      self._casters.episode_metadata is not None or not self._expect_metadata
     )
     if not self._schema_fixed and not schema_known:
       # The schema of step_fn/episode_fn values is still unknown (they only

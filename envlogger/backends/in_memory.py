@@ -44,10 +44,10 @@ class _InMemorySource(source.LogSource):
 
   def runs(self) -> list[dict[str, Any]]:
     return [
-        {
-            'run_id': self._writer.run_id,
-            'metadata': copy.deepcopy(_jsonable.decode(_jsonable.encode(self._writer.metadata))),
-        }
+      {
+        'run_id': self._writer.run_id,
+        'metadata': copy.deepcopy(_jsonable.decode(_jsonable.encode(self._writer.metadata))),
+      }
     ]
 
   def copy(self) -> source.LogSource:

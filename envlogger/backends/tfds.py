@@ -75,17 +75,17 @@ class TFDSBackendWriter(base.BackendWriter):
   """
 
   def __init__(
-      self,
-      data_directory: str,
-      *,
-      dataset_name: str = DEFAULT_DATASET_NAME,
-      version: str = DEFAULT_VERSION,
-      split_name: str = DEFAULT_SPLIT,
-      max_episodes_per_file: int = 1000,
-      file_format: str = 'tfrecord',
-      scheduler=None,
-      flush_scheduler=None,
-      description: str | None = None,
+    self,
+    data_directory: str,
+    *,
+    dataset_name: str = DEFAULT_DATASET_NAME,
+    version: str = DEFAULT_VERSION,
+    split_name: str = DEFAULT_SPLIT,
+    max_episodes_per_file: int = 1000,
+    file_format: str = 'tfrecord',
+    scheduler=None,
+    flush_scheduler=None,
+    description: str | None = None,
   ):
     super().__init__(scheduler=scheduler)
     if not data_directory:
@@ -133,30 +133,30 @@ class TFDSBackendWriter(base.BackendWriter):
     else:
       self._write_log_file(fixed=False)
     _files.write_json_atomic(
-        os.path.join(self.dataset_dir, RUNS_DIR, f'{self.run_id}.json'),
-        {
-            'run_id': self.run_id,
-            'created': self._created,
-            'package_version': _version.__version__,
-            'metadata': _jsonable.encode(self.metadata, 'metadata'),
-            'env_specs': {k: specs_lib.spec_to_json(v) for k, v in self._schema.env_specs().items()},
-        },
+      os.path.join(self.dataset_dir, RUNS_DIR, f'{self.run_id}.json'),
+      {
+        'run_id': self.run_id,
+        'created': self._created,
+        'package_version': _version.__version__,
+        'metadata': _jsonable.encode(self.metadata, 'metadata'),
+        'env_specs': {k: specs_lib.spec_to_json(v) for k, v in self._schema.env_specs().items()},
+      },
     )
 
   def _write_log_file(self, fixed: bool) -> None:
     _files.write_json_atomic(
-        os.path.join(self.dataset_dir, LOG_FILE),
-        {
-            'format_version': _version.FORMAT_VERSION,
-            'package_version': _version.__version__,
-            'created': self._created,
-            'dataset_name': self.dataset_name,
-            'version': self.version,
-            'split': self.split_name,
-            'file_format': 'tfrecord',
-            'schema': self._schema.to_json(),
-            'schema_fixed': fixed,
-        },
+      os.path.join(self.dataset_dir, LOG_FILE),
+      {
+        'format_version': _version.FORMAT_VERSION,
+        'package_version': _version.__version__,
+        'created': self._created,
+        'dataset_name': self.dataset_name,
+        'version': self.version,
+        'split': self.split_name,
+        'file_format': 'tfrecord',
+        'schema': self._schema.to_json(),
+        'schema_fixed': fixed,
+      },
     )
 
   # -- writing ----------------------------------------------------------------
@@ -187,8 +187,8 @@ class TFDSBackendWriter(base.BackendWriter):
       stored = _schema.Schema.from_json(existing['schema'])
       if stored.to_json() != self._schema.to_json():
         raise specs_lib.SpecError(
-            f'The data of this run does not match the log in {self.dataset_dir}: '
-            f'stored schema {stored.to_json()} vs this run {self._schema.to_json()}.'
+          f'The data of this run does not match the log in {self.dataset_dir}: '
+          f'stored schema {stored.to_json()} vs this run {self._schema.to_json()}.'
         )
     else:
       self._write_log_file(fixed=True)
@@ -208,9 +208,9 @@ class TFDSBackendWriter(base.BackendWriter):
     self._shard_fd = fd
     self._shard_name = name
     self._index_fd = os.open(
-        os.path.join(self.dataset_dir, INDEX_DIR, f'{name}.jsonl'),
-        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-        0o644,
+      os.path.join(self.dataset_dir, INDEX_DIR, f'{name}.jsonl'),
+      os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+      0o644,
     )
     self._shard_offset = 0
     self._shard_count = 0
@@ -254,8 +254,8 @@ def _read_log_file(path: str) -> dict[str, Any]:
     raise OSError(f'Cannot read {path}: {e}') from e
   if int(data.get('format_version', 0)) > _version.FORMAT_VERSION:
     raise OSError(
-        f'{path} has format version {data["format_version"]}, newer than this envlogger '
-        f'({_version.__version__}) reads ({_version.FORMAT_VERSION}); upgrade envlogger.'
+      f'{path} has format version {data["format_version"]}, newer than this envlogger '
+      f'({_version.__version__}) reads ({_version.FORMAT_VERSION}); upgrade envlogger.'
     )
   return data
 
@@ -268,7 +268,7 @@ def _check_env_specs(stored: _schema.Schema, new: _schema.Schema) -> None:
       diffs.append(f'{key}: log has {old!r}, this env has {spec!r}')
   if diffs:
     raise specs_lib.SpecError(
-        'The env specs do not match the log being appended to:\n  ' + '\n  '.join(diffs)
+      'The env specs do not match the log being appended to:\n  ' + '\n  '.join(diffs)
     )
 
 
@@ -293,40 +293,44 @@ def publish_tfds_metadata(dataset_dir: str, description: str | None = None) -> N
   runs = _read_runs(dataset_dir)
   features = _tfds_codec.features_for(schema)
   identity = tfds.core.DatasetIdentity(
-      name=name,
-      version=tfds.core.Version(log['version']),
-      data_dir=dataset_dir,
-      module_name='envlogger',
+    name=name,
+    version=tfds.core.Version(log['version']),
+    data_dir=dataset_dir,
+    module_name='envlogger',
   )
   info = tfds.core.DatasetInfo(
-      builder=identity,
-      features=features,
-      description=description or 'Episodes recorded with envlogger (RLDS format).',
-      metadata=tfds.core.MetadataDict(
-          envlogger={
-              'format_version': log['format_version'],
-              'package_version': _version.__version__,
-              'created': log['created'],
-              'published': _now(),
-              'schema': log['schema'],
-              'runs': [{k: r[k] for k in ('run_id', 'created', 'metadata') if k in r} for r in runs],
-          }
-      ),
+    builder=identity,
+    features=features,
+    description=description or 'Episodes recorded with envlogger (RLDS format).',
+    metadata=tfds.core.MetadataDict(
+      envlogger={
+        'format_version': log['format_version'],
+        'package_version': _version.__version__,
+        'created': log['created'],
+        'published': _now(),
+        'schema': log['schema'],
+        'runs': [{k: r[k] for k in ('run_id', 'created', 'metadata') if k in r} for r in runs],
+      }
+    ),
   )
   info.set_file_format('tfrecord')
   template = naming.ShardedFileTemplate(
-      data_dir=dataset_dir,
-      template='{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}',
-      dataset_name=name,
-      split=split,
-      filetype_suffix='tfrecord',
+    data_dir=dataset_dir,
+    template='{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}',
+    dataset_name=name,
+    split=split,
+    filetype_suffix='tfrecord',
   )
   lengths = [len(entries) for _, _, entries in shards]
   num_bytes = sum(os.path.getsize(os.path.join(dataset_dir, f)) for f, _, _ in shards)
   info.set_splits(
-      tfds.core.SplitDict(
-          [tfds.core.SplitInfo(name=split, shard_lengths=lengths, num_bytes=num_bytes, filename_template=template)]
-      )
+    tfds.core.SplitDict(
+      [
+        tfds.core.SplitInfo(
+          name=split, shard_lengths=lengths, num_bytes=num_bytes, filename_template=template
+        )
+      ]
+    )
   )
   info.write_to_directory(dataset_dir)
 
@@ -402,14 +406,14 @@ class TFDSLogSource(source.LogSource):
         lengths.append(length)
         steps.append(n)
     state = {
-        'log': log,
-        'schema': schema,
-        'files': files,
-        'shard': np.asarray(shard_ids, dtype=np.int64),
-        'offset': np.asarray(offsets, dtype=np.int64),
-        'length': np.asarray(lengths, dtype=np.int64),
-        'steps': np.asarray(steps, dtype=np.int64),
-        'runs': _read_runs(dataset_dir),
+      'log': log,
+      'schema': schema,
+      'files': files,
+      'shard': np.asarray(shard_ids, dtype=np.int64),
+      'offset': np.asarray(offsets, dtype=np.int64),
+      'length': np.asarray(lengths, dtype=np.int64),
+      'steps': np.asarray(steps, dtype=np.int64),
+      'runs': _read_runs(dataset_dir),
     }
     unknown = np.nonzero(state['steps'] < 0)[0]
     if len(unknown):
@@ -460,9 +464,7 @@ class TFDSLogSource(source.LogSource):
     return self._codec.decode_metadata(self._read_record(index))
 
   def runs(self) -> list[dict[str, Any]]:
-    return [
-        {**r, 'metadata': _jsonable.decode(r.get('metadata', {}))} for r in self._state['runs']
-    ]
+    return [{**r, 'metadata': _jsonable.decode(r.get('metadata', {}))} for r in self._state['runs']]
 
   def copy(self) -> TFDSLogSource:
     return TFDSLogSource(self.dataset_dir, self._state, self._cache_size)

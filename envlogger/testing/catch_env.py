@@ -48,7 +48,7 @@ class Catch(dm_env.Environment):
 
   def observation_spec(self) -> specs.BoundedArray:
     return specs.BoundedArray(
-        shape=self._board.shape, dtype=np.float32, minimum=0.0, maximum=1.0, name='board'
+      shape=self._board.shape, dtype=np.float32, minimum=0.0, maximum=1.0, name='board'
     )
 
   def action_spec(self) -> specs.DiscreteArray:

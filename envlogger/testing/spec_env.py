@@ -52,22 +52,20 @@ class SpecEnv(dm_env.Environment):
   """
 
   def __init__(
-      self,
-      observation_spec,
-      action_spec,
-      episode_lengths: Sequence[int] = (5,),
-      terminations: Sequence[bool] = (True,),
-      reward_spec=None,
-      discount_spec=None,
-      seed: int = 0,
+    self,
+    observation_spec,
+    action_spec,
+    episode_lengths: Sequence[int] = (5,),
+    terminations: Sequence[bool] = (True,),
+    reward_spec=None,
+    discount_spec=None,
+    seed: int = 0,
   ):
     self._obs_spec = observation_spec
     self._action_spec = action_spec
     self._reward_spec = reward_spec if reward_spec is not None else specs.Array((), np.float64, 'reward')
     self._discount_spec = (
-        discount_spec
-        if discount_spec is not None
-        else specs.BoundedArray((), np.float64, 0.0, 1.0, 'discount')
+      discount_spec if discount_spec is not None else specs.BoundedArray((), np.float64, 0.0, 1.0, 'discount')
     )
     self._lengths = list(episode_lengths)
     self._terminations = list(terminations)

@@ -14,6 +14,7 @@ Prints one line per episode and a summary; exits 1 on any mismatch.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import sys
@@ -61,14 +62,14 @@ def _step_sums(weights: tf.Tensor):
   def data_to_sum(step):
     obs = tf.cast(step['observation'], tf.float64)
     return {
-        'reward': tf.cast(step['reward'], tf.float64),
-        'discount': tf.cast(step['discount'], tf.float64),
-        'score': tf.cast(step['score'], tf.float64),
-        'observation_sum': tf.reduce_sum(obs),
-        'observation_checksum': tf.reduce_sum(obs * weights),
-        'num_first': tf.cast(step['is_first'], tf.int64),
-        'num_last': tf.cast(step['is_last'], tf.int64),
-        'num_terminal': tf.cast(step['is_terminal'], tf.int64),
+      'reward': tf.cast(step['reward'], tf.float64),
+      'discount': tf.cast(step['discount'], tf.float64),
+      'score': tf.cast(step['score'], tf.float64),
+      'observation_sum': tf.reduce_sum(obs),
+      'observation_checksum': tf.reduce_sum(obs * weights),
+      'num_first': tf.cast(step['is_first'], tf.int64),
+      'num_last': tf.cast(step['is_last'], tf.int64),
+      'num_terminal': tf.cast(step['is_terminal'], tf.int64),
     }
 
   return data_to_sum
@@ -99,7 +100,7 @@ def check_episode(c: Checks, episode, want: dict, weights: tf.Tensor) -> str:
 
   # Transitions: rlds.transformations.batch(size=2, shift=1) pairs step k with step k+1.
   transitions = list(
-      rlds.transformations.batch(steps, size=2, shift=1, drop_remainder=True).as_numpy_iterator()
+    rlds.transformations.batch(steps, size=2, shift=1, drop_remainder=True).as_numpy_iterator()
   )
   c.eq(f'{eid} number of transitions (batch size=2 shift=1)', len(transitions), want['num_transitions'])
   n = len(transitions)
@@ -114,9 +115,9 @@ def check_episode(c: Checks, episode, want: dict, weights: tf.Tensor) -> str:
     c.eq(f'{where} is_last', [bool(x) for x in t['is_last']], [False, k == n - 1])
     if k + 1 < n:
       c.true(
-          f'{where} -> {k + 1} observation continuity',
-          np.array_equal(t['observation'][1], transitions[k + 1]['observation'][0]),
-          'second observation of a transition differs from the first of the next',
+        f'{where} -> {k + 1} observation continuity',
+        np.array_equal(t['observation'][1], transitions[k + 1]['observation'][0]),
+        'second observation of a transition differs from the first of the next',
       )
   if n:
     last = transitions[-1]
@@ -124,13 +125,13 @@ def check_episode(c: Checks, episode, want: dict, weights: tf.Tensor) -> str:
     c.eq(f'{eid} final action', int(last['action'][1]), want['actions'][-1])
     c.close(f'{eid} final reward', last['reward'][1], want['rewards'][-1])
     c.close(
-        f'{eid} sum of transition rewards + final',
-        float(sum(t['reward'][0] for t in transitions) + last['reward'][1]),
-        want['reward_sum'],
+      f'{eid} sum of transition rewards + final',
+      float(sum(t['reward'][0] for t in transitions) + last['reward'][1]),
+      want['reward_sum'],
     )
   return (
-      f'  {eid}: length {length}, reward sum {sums["reward"]:+.1f}, score sum {sums["score"]:.6f}, '
-      f'{n} transitions, cut_short {bool(episode["cut_short"].numpy())}'
+    f'  {eid}: length {length}, reward sum {sums["reward"]:+.1f}, score sum {sums["score"]:.6f}, '
+    f'{n} transitions, cut_short {bool(episode["cut_short"].numpy())}'
   )
 
 
@@ -141,9 +142,9 @@ def run(out_dir: str) -> Checks:
   dataset_dir = os.path.join(out_dir, exp['dataset_dir'])
   written = exp['written_with']
   print(
-      f'check_with_rlds: rlds {getattr(rlds, "__version__", "?")}, tensorflow {tf.__version__}, '
-      f'tfds {tfds.__version__}, numpy {np.__version__}; dataset written by envlogger '
-      f'{written["envlogger"]} with tfds {written["tensorflow-datasets"]}, numpy {written["numpy"]}'
+    f'check_with_rlds: rlds {importlib.metadata.version("rlds")}, tensorflow {tf.__version__}, '
+    f'tfds {tfds.__version__}, numpy {np.__version__}; dataset written by envlogger '
+    f'{written["envlogger"]} with tfds {written["tensorflow-datasets"]}, numpy {written["numpy"]}'
   )
   weights = tf.constant(exp['weights'], dtype=tf.float64)
 
@@ -166,13 +167,13 @@ def run(out_dir: str) -> Checks:
 
   # Whole dataset: rlds.transformations.sum_nested_steps over every episode's steps.
   totals = rlds.transformations.sum_nested_steps(
-      ds, lambda s: {'reward': s['reward'], 'steps': tf.ones_like(s['reward'], dtype=tf.int64)}
+    ds, lambda s: {'reward': s['reward'], 'steps': tf.ones_like(s['reward'], dtype=tf.int64)}
   )
   c.eq('sum_nested_steps: number of steps', int(totals['steps'].numpy()), exp['num_steps'])
   c.close(
-      'sum_nested_steps: reward',
-      float(totals['reward'].numpy()),
-      sum(e['reward_sum'] for e in exp['episodes']),
+    'sum_nested_steps: reward',
+    float(totals['reward'].numpy()),
+    sum(e['reward_sum'] for e in exp['episodes']),
   )
   return c
 

@@ -64,12 +64,12 @@ def write(out_dir: str) -> None:
   env = catch_env.Catch(seed=1)
   rng = np.random.RandomState(0)
   with envlogger.EnvLogger(
-      env,
-      data_directory=out_dir,
-      step_fn=_score,
-      episode_fn=_CallCounter(),
-      max_episodes_per_file=EPISODES_PER_SHARD,
-      metadata={'lane': 'rlds'},
+    env,
+    data_directory=out_dir,
+    step_fn=_score,
+    episode_fn=_CallCounter(),
+    max_episodes_per_file=EPISODES_PER_SHARD,
+    metadata={'lane': 'rlds'},
   ) as logged:
     for steps in PLAN:
       ts = logged.reset()
@@ -86,7 +86,8 @@ def expected(out_dir: str) -> dict:
       steps = ep.as_rlds()['steps']
       n = len(ep)
       obs = np.asarray(steps['observation'], np.float64)
-      episodes.append({
+      episodes.append(
+        {
           'episode_id': ep.episode_id,
           'length': n,
           'num_transitions': max(n - 1, 0),
@@ -103,22 +104,23 @@ def expected(out_dir: str) -> dict:
           'observation_sum': float(np.sum(obs)),
           # sum over steps of sum(observation * weights): a position-sensitive checksum.
           'observation_checksum': float(np.sum(obs * _WEIGHTS)),
-      })
+        }
+      )
     num_steps = len(reader.steps)
   return {
-      'dataset_dir': os.path.join(DATASET_NAME, VERSION),
-      'split': SPLIT,
-      'num_episodes': len(episodes),
-      'num_steps': num_steps,
-      'num_shards': -(-len(episodes) // EPISODES_PER_SHARD),
-      'weights': _WEIGHTS.tolist(),
-      'written_with': {
-          'envlogger': envlogger.__version__,
-          'tensorflow-datasets': importlib.metadata.version('tensorflow-datasets'),
-          'numpy': np.__version__,
-          'python': sys.version.split()[0],
-      },
-      'episodes': episodes,
+    'dataset_dir': os.path.join(DATASET_NAME, VERSION),
+    'split': SPLIT,
+    'num_episodes': len(episodes),
+    'num_steps': num_steps,
+    'num_shards': -(-len(episodes) // EPISODES_PER_SHARD),
+    'weights': _WEIGHTS.tolist(),
+    'written_with': {
+      'envlogger': envlogger.__version__,
+      'tensorflow-datasets': importlib.metadata.version('tensorflow-datasets'),
+      'numpy': np.__version__,
+      'python': sys.version.split()[0],
+    },
+    'episodes': episodes,
   }
 
 
@@ -137,9 +139,9 @@ def main(argv: list[str]) -> int:
     json.dump(exp, f, indent=1)
   lengths = [e['length'] for e in exp['episodes']]
   print(
-      f'write_log: {exp["num_episodes"]} episodes (lengths {lengths}, {exp["num_steps"]} steps) '
-      f'in {exp["num_shards"]} shards, tfds {exp["written_with"]["tensorflow-datasets"]} '
-      f'-> {out_dir}'
+    f'write_log: {exp["num_episodes"]} episodes (lengths {lengths}, {exp["num_steps"]} steps) '
+    f'in {exp["num_shards"]} shards, tfds {exp["written_with"]["tensorflow-datasets"]} '
+    f'-> {out_dir}'
   )
   return 0
 
