@@ -8,12 +8,14 @@ Run from the repository root with the dev venv:
 
 All figures come from one run, so compare them as ratios: the machine may be
 shared and noisy. The measurements run in one subprocess, which logs every
-workload first and then checks whether TensorFlow got imported, then reads.
-The bare-env loop, the logged loop and the numpy baseline are run in turn,
+workload, checks whether that imported TensorFlow, then reads the logs back.
+The bare-env loop, the logged loop and the numpy baseline run in turn,
 `repeats` times; ratios and differences are taken per repeat, then the median.
-Whole loops are timed in wall time and in CPU time (the process's, which a
-busy machine inflates less); per-call latencies in wall time
-(`time.perf_counter_ns`). See benchmarks/README.md for each metric.
+Whole loops are timed in wall time and in the process's CPU time (which leaves
+out the time spent waiting for a CPU, not time a hypervisor steals); per-call
+latencies in wall time (`time.perf_counter_ns`), summarized by percentiles,
+which the rare long stalls of a busy machine move little. See
+benchmarks/README.md for what each metric is.
 """
 
 from __future__ import annotations
@@ -45,23 +47,25 @@ import envlogger
 class Params:
   """Sizes of one workload's run."""
 
-  steps: int  # env.step() calls per timed loop (after one reset())
+  episodes: int  # whole episodes per timed loop: one reset(), then episodes * length - 1 step() calls
   repeats: int  # timed loops of each kind (bare, logged, numpy) and Reader passes
   hot_repeats: int  # loops timed call by call (bare and logged)
   samples: int  # random step reads
   episode_samples: int  # random episode reads
 
 
-# Step counts give every log more than RECENT + 1 episodes (see below).
+# Steps per loop: catch 10, atari 200, mujoco 1000 per episode. Every log has
+# at least 9 episodes, so random reads are not served by the Reader's cache
+# (see RECENT).
 FULL = {
-  'catch': Params(steps=20_000, repeats=5, hot_repeats=2, samples=1000, episode_samples=300),
-  'atari': Params(steps=4_000, repeats=5, hot_repeats=2, samples=1000, episode_samples=100),
-  'mujoco': Params(steps=20_000, repeats=5, hot_repeats=2, samples=1000, episode_samples=100),
+  'catch': Params(episodes=2000, repeats=5, hot_repeats=2, samples=1000, episode_samples=300),
+  'atari': Params(episodes=20, repeats=5, hot_repeats=2, samples=1000, episode_samples=100),
+  'mujoco': Params(episodes=20, repeats=5, hot_repeats=2, samples=1000, episode_samples=100),
 }
 QUICK = {
-  'catch': Params(steps=3_000, repeats=3, hot_repeats=1, samples=300, episode_samples=100),
-  'atari': Params(steps=1_800, repeats=3, hot_repeats=1, samples=100, episode_samples=20),
-  'mujoco': Params(steps=9_000, repeats=3, hot_repeats=1, samples=300, episode_samples=20),
+  'catch': Params(episodes=300, repeats=3, hot_repeats=1, samples=300, episode_samples=100),
+  'atari': Params(episodes=9, repeats=3, hot_repeats=1, samples=100, episode_samples=20),
+  'mujoco': Params(episodes=9, repeats=3, hot_repeats=1, samples=300, episode_samples=20),
 }
 IMPORT_REPEATS = {'full': 5, 'quick': 1}
 # The Reader keeps a few decoded episodes (a small LRU cache). Random reads are
@@ -238,8 +242,8 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   """Logging overhead, hot-path latencies, numpy baseline, bytes on disk."""
   make_env = envs.ENVS[w]
   probe = make_env()
-  actions = _make_actions(probe, p.steps)
-  calls = p.steps + 1  # one reset() and `steps` step() calls
+  calls = p.episodes * make_env.EPISODE_LENGTH  # one reset(), then step() calls
+  actions = _make_actions(probe, calls - 1)
   metrics: list[Metric] = []
 
   def add(name, values, unit, scale=1.0, cpu_values=None):
@@ -291,13 +295,13 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
 
   # Hot path: each step() call timed alone.
   lat: dict[str, list[np.ndarray]] = {'bare': [], 'logged': [], 'last': []}
-  episodes: dict[str, list[np.ndarray]] = {'bare': [], 'logged': []}
+  ep_sums: dict[str, list[np.ndarray]] = {'bare': [], 'logged': []}
   for r in range(p.hot_repeats):
     env = make_env()
     env.reset()
     ns, last = loop_per_call(env.step, actions)
     lat['bare'].append(ns)
-    episodes['bare'].append(_episode_sums(ns, last))
+    ep_sums['bare'].append(_episode_sums(ns, last))
     d = os.path.join(work, f'{w}_hot_{r}')
     logger = envlogger.EnvLogger(make_env(), data_directory=d)
     logger.reset()
@@ -306,25 +310,25 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
     shutil.rmtree(d)
     lat['logged'].append(ns)
     lat['last'].append(ns[last])
-    episodes['logged'].append(_episode_sums(ns, last))
+    ep_sums['logged'].append(_episode_sums(ns, last))
   us = {k: np.concatenate(v) / 1e3 for k, v in lat.items()}
   for kind in ('bare', 'logged'):
     one(f'step() p50, {kind}', float(np.percentile(us[kind], 50)), 'us')
     one(f'step() p99, {kind}', float(np.percentile(us[kind], 99)), 'us')
   one('step() returning LAST (writes the episode), p50', float(np.median(us['last'])), 'us')
-  ep = {k: float(np.median(np.concatenate(v))) / 1e3 / make_env.EPISODE_LENGTH for k, v in episodes.items()}
+  ep = {k: float(np.median(np.concatenate(v))) / 1e3 / make_env.EPISODE_LENGTH for k, v in ep_sums.items()}
   one('steady-state overhead (median episode)', ep['logged'] - ep['bare'], 'us/step')
   one('steady-state logged / bare (median episode)', ep['logged'] / ep['bare'], 'x')
 
   # Disk use, from the last repeat.
   with envlogger.Reader(log_dir) as reader:
     recorded = len(reader.steps)
-    episodes = len(reader.episodes)
+    num_episodes = len(reader.episodes)
   one('observation size (raw)', _obs_bytes(probe.observation_spec()), 'bytes/step')
   one('on disk, envlogger (all files)', _dir_bytes(log_dir) / recorded, 'bytes/step')
   one('on disk, numpy baseline (.npy)', _dir_bytes(npy_dir) / calls, 'bytes/step')
   shutil.rmtree(npy_dir)
-  return metrics, {'log_dir': log_dir, 'recorded_steps': recorded, 'episodes': episodes}
+  return metrics, {'log_dir': log_dir, 'recorded_steps': recorded, 'episodes': num_episodes}
 
 
 def measure_reading(w: str, p: Params, log_dir: str) -> list[Metric]:
@@ -390,7 +394,7 @@ def run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
     metrics = [Metric('-', name, wall * 1e3, 'ms', cpu=cpu * 1e3)]
     infos, log_dirs = {}, {}
     for w, p in params.items():
-      _progress(f'{w}: logging ({p.steps} steps x {p.repeats})')
+      _progress(f'{w}: logging ({p.episodes} episodes x {p.repeats})')
       m, info = measure_logging(w, p, work)
       metrics += m
       log_dirs[w] = info.pop('log_dir')
@@ -555,7 +559,7 @@ def main(argv: list[str] | None = None) -> None:
 
   print(f'[{mode}] import times in fresh interpreters ...', flush=True)
   metrics = measure_imports(args.repeats or IMPORT_REPEATS[mode])
-  sizes = ', '.join(f'{w} {p.steps} steps x {p.repeats}' for w, p in params.items())
+  sizes = ', '.join(f'{w} {p.episodes} episodes x {p.repeats}' for w, p in params.items())
   print(
     f'[{time.perf_counter() - started:.0f} s] logging then reading in a subprocess: {sizes} ...', flush=True
   )

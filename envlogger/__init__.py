@@ -15,7 +15,7 @@ a TFDS log is written or read).
 
 from envlogger._jsonable import MetadataError
 from envlogger._version import __version__
-from envlogger.backends.base import BackendWriter
+from envlogger.backends.base import BackendWriter, EpisodeTooLongError
 from envlogger.backends.in_memory import InMemoryBackendWriter
 from envlogger.environment_logger import BackendType, EnvLogger
 from envlogger.reader import Episode, NoLogError, Reader

@@ -54,9 +54,10 @@ def _make_backend(backend: Any, data_directory: str | None, scheduler, backend_k
     if name == 'in_memory':
       from envlogger.backends import in_memory  # noqa: PLC0415
 
-      if backend_kwargs:
-        raise ValueError(f'The in-memory backend takes no options, got {sorted(backend_kwargs)}.')
-      return in_memory.InMemoryBackendWriter(scheduler=scheduler)
+      unknown = sorted(set(backend_kwargs) - {'max_episode_bytes'})
+      if unknown:
+        raise ValueError(f'The in-memory backend takes only max_episode_bytes, got {unknown}.')
+      return in_memory.InMemoryBackendWriter(scheduler=scheduler, **backend_kwargs)
     if name == 'riegeli':
       raise ValueError(
         'Writing the original Riegeli format is not supported (the riegeli package '

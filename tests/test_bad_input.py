@@ -184,3 +184,20 @@ def test_appending_with_different_specs_fails_before_writing(tmp_path):
   with envlogger.Reader(d) as r:
     assert len(r.episodes) == 2
     assert len(r.runs()) == 1
+
+
+def test_episode_memory_cap(backend, tmp_path):
+  # Catch(rows=20): 400 bytes at reset, then 424 per step; 3000 bytes are crossed at step 7.
+  env = make_logger(catch_env.Catch(rows=20), backend, tmp_path, max_episode_bytes=3000)
+  env.reset()
+  with pytest.raises(envlogger.EpisodeTooLongError, match='cut-short'):
+    for _ in range(15):
+      env.step(1)
+  for _ in range(3):
+    env.step(1)  # the rest of this episode is not recorded, without new errors
+  env.reset()  # the next episode is recorded again
+  env.step(1)
+  env.close()
+  with open_reader(env, backend, tmp_path) as r:
+    assert [len(e) for e in r.episodes] == [8, 2]  # steps 0..7, then 0..1
+    assert all(e.cut_short for e in r.episodes)

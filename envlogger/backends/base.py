@@ -26,15 +26,31 @@ def new_run_id() -> str:
   return f'{stamp}-{uuid.uuid4().hex[:8]}'
 
 
+DEFAULT_MAX_EPISODE_BYTES = 1 << 30
+
+
+class EpisodeTooLongError(RuntimeError):
+  """The episode in flight outgrew `max_episode_bytes`."""
+
+
 class BackendWriter(abc.ABC):
   """Base class of storage backends.
 
   Args:
     scheduler: optional `StepData -> bool` callable choosing what to record
       (see `envlogger.schedulers`).
+    max_episode_bytes: cap on the memory of the episode in flight (raw array
+      bytes; default 1 GiB, under the 2 GiB limit of one serialized record).
+      The step that crosses it raises `EpisodeTooLongError`; the steps
+      recorded so far are written as an episode marked `cut_short`, and the
+      rest of that episode is not recorded (recording resumes at the next
+      reset).
   """
 
-  def __init__(self, scheduler: Scheduler | None = None):
+  def __init__(self, scheduler: Scheduler | None = None, max_episode_bytes: int = DEFAULT_MAX_EPISODE_BYTES):
+    if int(max_episode_bytes) <= 0:
+      raise ValueError(f'max_episode_bytes must be positive, got {max_episode_bytes!r}.')
+    self._max_episode_bytes = int(max_episode_bytes)
     self._scheduler = scheduler
     self.run_id = new_run_id()
     self._schema: _schema.Schema | None = None
@@ -102,6 +118,15 @@ class BackendWriter(abc.ABC):
     self._builder.add(data, record)
     if data.timestep.last():
       self._finish_episode(cut_short=False)
+    elif self._builder.nbytes > self._max_episode_bytes:
+      steps = self._builder.num_recorded
+      self._finish_episode(cut_short=True)
+      raise EpisodeTooLongError(
+        f'The episode in flight reached {steps} recorded steps and more than '
+        f'max_episode_bytes={self._max_episode_bytes} bytes; it was written as a cut-short '
+        'episode and its remaining steps will not be recorded. Raise max_episode_bytes, '
+        'thin steps with a scheduler, or end episodes sooner.'
+      )
     self._after_step(data)
 
   def set_episode_metadata(self, data: Any) -> None:

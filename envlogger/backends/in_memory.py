@@ -14,8 +14,8 @@ from envlogger.backends import base, source
 class InMemoryBackendWriter(base.BackendWriter):
   """Keeps every recorded episode in memory; read it with `Reader(backend=writer)`."""
 
-  def __init__(self, scheduler=None):
-    super().__init__(scheduler=scheduler)
+  def __init__(self, scheduler=None, max_episode_bytes: int = base.DEFAULT_MAX_EPISODE_BYTES):
+    super().__init__(scheduler=scheduler, max_episode_bytes=max_episode_bytes)
     self.episodes: list[rlds.Episode] = []
 
   def _write_episode(self, episode: rlds.Episode) -> None:

@@ -72,6 +72,7 @@ class TFDSBackendWriter(base.BackendWriter):
       episode; True republishes the TFDS metadata (dataset_info.json) so
       `tfds.load` sees every episode written so far.
     description: text stored in dataset_info.json.
+    max_episode_bytes: memory cap of the episode in flight (see BackendWriter).
   """
 
   def __init__(
@@ -86,8 +87,9 @@ class TFDSBackendWriter(base.BackendWriter):
     scheduler=None,
     flush_scheduler=None,
     description: str | None = None,
+    max_episode_bytes: int = base.DEFAULT_MAX_EPISODE_BYTES,
   ):
-    super().__init__(scheduler=scheduler)
+    super().__init__(scheduler=scheduler, max_episode_bytes=max_episode_bytes)
     if not data_directory:
       raise ValueError('data_directory is required for the TFDS backend.')
     if not _NAME_RE.match(dataset_name):
