@@ -36,6 +36,7 @@ __all__ = [
   'BernoulliStepScheduler',
   'EnvLogger',
   'Episode',
+  'EpisodeTooLongError',
   'InMemoryBackendWriter',
   'ListEpisodeScheduler',
   'MetadataError',
