@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
-import gc
 import itertools
 import json
 import os
@@ -108,7 +107,6 @@ class Times:
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
-  gc.collect()
   w0, c0 = time.perf_counter(), time.process_time()
   fn()
   return time.perf_counter() - w0, time.process_time() - c0
@@ -404,6 +402,7 @@ def run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
     for w, p in params.items():
       _progress(f'{w}: reading')
       metrics += measure_reading(w, p, log_dirs[w])
+    _progress('done')
     metrics += [
       Metric('-', 'TensorFlow imported by logging', logging_tf, 'bool'),
       Metric('-', 'TensorFlow imported by logging + reading', 'tensorflow' in sys.modules, 'bool'),

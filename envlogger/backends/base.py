@@ -183,33 +183,25 @@ class BackendWriter(abc.ABC):
     self._casters = rlds.Casters(schema)
 
   def _learn_custom_data_spec(self, value: Any) -> None:
-    if self._schema_fixed:
-      raise specs_lib.SpecError(
-        'step_fn returned a value after episodes without step data were written; the log has no field for it.'
-      )
-    _schema.check_user_keys(value, _schema.RESERVED_STEP_KEYS, 'step_fn')
-    spec = specs_lib.infer_spec(value, 'step_fn value')
-    self._set_schema(
-      dataclasses.replace(self._schema, custom_data_spec=spec, custom_data_layout=_schema.layout_for(value))
-    )
+    self._learn_spec(value, 'step_fn', 'custom_data', _schema.RESERVED_STEP_KEYS)
     if self._builder is not None:
       self._builder.enable_custom_data(self._casters)
 
   def _learn_episode_metadata_spec(self, value: Any) -> None:
-    if self._schema_fixed:
-      raise specs_lib.SpecError(
-        'episode_fn returned a value after episodes without metadata were written; '
-        'the log has no field for it.'
-      )
-    _schema.check_user_keys(value, _schema.RESERVED_EPISODE_KEYS, 'episode_fn')
-    spec = specs_lib.infer_spec(value, 'episode_fn value')
-    self._set_schema(
-      dataclasses.replace(
-        self._schema, episode_metadata_spec=spec, episode_metadata_layout=_schema.layout_for(value)
-      )
-    )
+    self._learn_spec(value, 'episode_fn', 'episode_metadata', _schema.RESERVED_EPISODE_KEYS)
     if self._builder is not None:
       self._builder.set_casters(self._casters)
+
+  def _learn_spec(self, value: Any, fn_name: str, field: str, reserved: frozenset[str]) -> None:
+    """Infers the schema of `fn_name`'s values from its first non-None value."""
+    if self._schema_fixed:
+      raise specs_lib.SpecError(
+        f'{fn_name} returned a value after episodes without it were written; the log has no field for it.'
+      )
+    _schema.check_user_keys(value, reserved, fn_name)
+    spec = specs_lib.infer_spec(value, f'{fn_name} value')
+    changes = {f'{field}_spec': spec, f'{field}_layout': _schema.layout_for(value)}
+    self._set_schema(dataclasses.replace(self._schema, **changes))
 
   def _finish_episode(self, cut_short: bool) -> None:
     builder, self._builder = self._builder, None
