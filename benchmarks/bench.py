@@ -62,9 +62,9 @@ FULL = {
   'mujoco': Params(episodes=20, repeats=5, hot_repeats=2, samples=1000, episode_samples=100),
 }
 QUICK = {
-  'catch': Params(episodes=300, repeats=3, hot_repeats=1, samples=300, episode_samples=100),
-  'atari': Params(episodes=9, repeats=3, hot_repeats=1, samples=100, episode_samples=20),
-  'mujoco': Params(episodes=9, repeats=3, hot_repeats=1, samples=300, episode_samples=20),
+  'catch': Params(episodes=200, repeats=3, hot_repeats=1, samples=200, episode_samples=50),
+  'atari': Params(episodes=9, repeats=3, hot_repeats=1, samples=40, episode_samples=20),
+  'mujoco': Params(episodes=9, repeats=3, hot_repeats=1, samples=200, episode_samples=20),
 }
 IMPORT_REPEATS = {'full': 5, 'quick': 1}
 # The Reader keeps a few decoded episodes (a small LRU cache). Random reads are
@@ -408,11 +408,11 @@ def run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
       Metric('-', 'TensorFlow imported by logging + reading', 'tensorflow' in sys.modules, 'bool'),
     ]
     flags = {
-      'logging_tfds': logging_tfds,
-      'logging_tf': logging_tf,
-      'reading_tf': 'tensorflow' in sys.modules,
+      'tensorflow_datasets_after_logging': logging_tfds,
+      'tensorflow_after_logging': logging_tf,
+      'tensorflow_after_reading': 'tensorflow' in sys.modules,
     }
-    return {'metrics': [dataclasses.asdict(m) for m in metrics], 'workloads': infos, 'imports': flags}
+    return {'metrics': [dataclasses.asdict(m) for m in metrics], 'workloads': infos, 'tf_imports': flags}
   finally:
     shutil.rmtree(work, ignore_errors=True)
 
@@ -420,38 +420,46 @@ def run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
 # ----------------------------------------------------------------------------
 # The parent: imports, the child, the table.
 
-_IMPORT_SNIPPET = """
+# Run with `python -c`: times the imports in a fresh interpreter, then (given
+# the benchmarks directory and arguments) runs the measurements there.
+_BOOT = """
 import json, sys, time
-t = time.perf_counter()
-import {module}
-dt = time.perf_counter() - t
-print(json.dumps({{'seconds': dt, 'tensorflow': 'tensorflow' in sys.modules}}))
+t0 = time.perf_counter()
+import numpy, dm_env, tree
+t1 = time.perf_counter()
+import envlogger
+t2 = time.perf_counter()
+imports = {'deps': t1 - t0, 'total': t2 - t0, 'tensorflow': 'tensorflow' in sys.modules}
+if len(sys.argv) > 1:
+  sys.path.insert(0, sys.argv[1])
+  import bench
+  bench.child_main(imports, sys.argv[2:])
+else:
+  print(json.dumps(imports))
 """
 
 
-def measure_imports(repeats: int) -> list[Metric]:
-  """`import` times in fresh interpreters (medians), and whether TF came along."""
-  out = []
-  cases = [
-    ('import numpy, dm_env, tree (dependencies)', 'numpy, dm_env, tree'),
-    ('import envlogger', 'envlogger'),
+def import_metrics(samples: list[dict[str, Any]]) -> list[Metric]:
+  """Import times from fresh interpreters (`_BOOT`), and whether TF came along."""
+  return [
+    _summary('-', 'import envlogger (fresh interpreter)', [s['total'] for s in samples], 'ms', 1e3),
+    _summary('-', '  of which numpy, dm_env, tree', [s['deps'] for s in samples], 'ms', 1e3),
+    Metric('-', 'TensorFlow imported by import envlogger', any(s['tensorflow'] for s in samples), 'bool'),
   ]
-  for label, module in cases:
-    seconds, tf = [], False
-    for _ in range(repeats):
-      proc = subprocess.run(
-        [sys.executable, '-c', _IMPORT_SNIPPET.format(module=module)],
-        capture_output=True,
-        text=True,
-        check=True,
-      )
-      res = json.loads(proc.stdout.strip().splitlines()[-1])
-      seconds.append(res['seconds'])
-      tf = tf or res['tensorflow']
-    out.append(_summary('-', label, seconds, 'ms', 1e3))
-    if module == 'envlogger':
-      out.append(Metric('-', 'TensorFlow imported by import envlogger', tf, 'bool'))
-  return out
+
+
+def _import_sample() -> dict[str, Any]:
+  proc = subprocess.run([sys.executable, '-c', _BOOT], capture_output=True, text=True, check=True)
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child_main(imports: dict[str, Any], argv: list[str]) -> None:
+  """The subprocess's entry point (see `_BOOT`)."""
+  params_json, out_path, root = argv
+  result = run_child({w: Params(**p) for w, p in json.loads(params_json).items()}, root or None)
+  result['imports'] = imports
+  with open(out_path, 'w') as f:
+    json.dump(result, f)
 
 
 def _run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
@@ -459,10 +467,9 @@ def _run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
   os.close(fd)
   try:
     arg = json.dumps({w: dataclasses.asdict(p) for w, p in params.items()})
-    cmd = [sys.executable, os.path.abspath(__file__), '--_child', arg, '--_out', out_path]
-    if root:
-      cmd += ['--dir', root]
-    proc = subprocess.run(cmd)  # its progress lines go to stderr
+    here = os.path.dirname(os.path.abspath(__file__))
+    # Progress lines go to stderr.
+    proc = subprocess.run([sys.executable, '-c', _BOOT, here, arg, out_path, root or ''])
     if proc.returncode != 0:
       raise SystemExit(f'the benchmark subprocess failed (exit code {proc.returncode})')
     with open(out_path) as f:
@@ -529,15 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     help='where the logs are written (default: the system temp dir); a tmpfs such as /dev/shm '
     'leaves the disk out of the figures',
   )
-  parser.add_argument('--_child', help=argparse.SUPPRESS)
-  parser.add_argument('--_out', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-
-  if args._child:
-    result = run_child({w: Params(**p) for w, p in json.loads(args._child).items()}, args.dir)
-    with open(args._out, 'w') as f:
-      json.dump(result, f)
-    return
 
   workloads = list(dict.fromkeys(w.strip() for w in args.workloads.split(',') if w.strip()))
   unknown = [w for w in workloads if w not in envs.ENVS]
@@ -556,14 +555,14 @@ def main(argv: list[str] | None = None) -> None:
   load = [os.getloadavg()[0]]
   pressure = [_cpu_pressure()]
 
-  print(f'[{mode}] import times in fresh interpreters ...', flush=True)
-  metrics = measure_imports(args.repeats or IMPORT_REPEATS[mode])
   sizes = ', '.join(f'{w} {p.episodes} episodes x {p.repeats}' for w, p in params.items())
-  print(
-    f'[{time.perf_counter() - started:.0f} s] logging then reading in a subprocess: {sizes} ...', flush=True
-  )
+  print(f'[{mode}] logging, then reading, in a subprocess: {sizes}', flush=True)
   res = _run_child(params, args.dir)
-  metrics += [Metric(**m) for m in res['metrics']]
+  extra = (args.repeats or IMPORT_REPEATS[mode]) - 1
+  if extra > 0:
+    print(f'[{time.perf_counter() - started:.0f} s] {extra} more import timings', flush=True)
+  imports = [res['imports']] + [_import_sample() for _ in range(extra)]
+  metrics = import_metrics(imports) + [Metric(**m) for m in res['metrics']]
   elapsed = time.perf_counter() - started
   load.append(os.getloadavg()[0])
   pressure.append(_cpu_pressure())
@@ -572,7 +571,7 @@ def main(argv: list[str] | None = None) -> None:
     'mode': mode,
     'params': {w: dataclasses.asdict(p) for w, p in params.items()},
     'workloads': res['workloads'],
-    'imports_in_benchmark_process': res['imports'],
+    'tf_imports': res['tf_imports'],
     'python': sys.version.split()[0],
     'numpy': np.__version__,
     'envlogger': envlogger.__version__,
