@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import dm_env
 import numpy as np
 import tree
 from dm_env import specs
@@ -199,11 +198,6 @@ def infer_spec(value: Any, where: str) -> SpecTree:
     return specs.Array(a.shape, a.dtype)
 
   return tree.map_structure_with_path(leaf, value)
-
-
-def reward_or_discount_spec(env: dm_env.Environment, which: str) -> SpecTree:
-  fn = getattr(env, f'{which}_spec')
-  return fn()
 
 
 # ----------------------------------------------------------------------------

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from typing import Any
 
-import dm_env
 import numpy as np
 import pytest
 import tree
+from dm_env import specs
 
 import envlogger
 from envlogger.step_data import StepData
@@ -99,7 +99,6 @@ def _leaf_equal(actual, expected, spec, where):
     assert actual is None, f'{where}: expected None, got {actual!r}'
     return
   assert actual is not None, f'{where}: got None, expected {expected!r}'
-  from dm_env import specs  # noqa: PLC0415
 
   if isinstance(spec, specs.StringArray):
     np.testing.assert_array_equal(np.asarray(actual, dtype=object), np.asarray(expected, dtype=object))
@@ -162,13 +161,3 @@ def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.fixture(params=BACKENDS)
 def backend(request):
   return request.param
-
-
-def timestep_kinds(truth: Truth) -> list[str]:
-  return [
-    ''.join('F' if s.timestep.first() else 'L' if s.timestep.last() else 'M' for s in ep)
-    for ep in truth.episodes
-  ]
-
-
-__all__ = ['dm_env']
