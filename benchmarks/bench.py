@@ -63,8 +63,8 @@ FULL = {
 }
 QUICK = {
   'catch': Params(episodes=200, repeats=3, hot_repeats=1, samples=200, episode_samples=50),
-  'atari': Params(episodes=9, repeats=3, hot_repeats=1, samples=40, episode_samples=20),
-  'mujoco': Params(episodes=9, repeats=3, hot_repeats=1, samples=200, episode_samples=20),
+  'atari': Params(episodes=9, repeats=3, hot_repeats=1, samples=30, episode_samples=10),
+  'mujoco': Params(episodes=9, repeats=3, hot_repeats=1, samples=200, episode_samples=10),
 }
 IMPORT_REPEATS = {'full': 5, 'quick': 1}
 # The Reader keeps a few decoded episodes (a small LRU cache). Random reads are
@@ -318,18 +318,15 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   one('steady-state overhead (median episode)', ep['logged'] - ep['bare'], 'us/step')
   one('steady-state logged / bare (median episode)', ep['logged'] / ep['bare'], 'x')
 
-  # Disk use, from the last repeat.
-  with envlogger.Reader(log_dir) as reader:
-    recorded = len(reader.steps)
-    num_episodes = len(reader.episodes)
+  # Disk use, from the last repeat (every env call is recorded: the Reader checks it).
   one('observation size (raw)', _obs_bytes(probe.observation_spec()), 'bytes/step')
-  one('on disk, envlogger (all files)', _dir_bytes(log_dir) / recorded, 'bytes/step')
+  one('on disk, envlogger (all files)', _dir_bytes(log_dir) / calls, 'bytes/step')
   one('on disk, numpy baseline (.npy)', _dir_bytes(npy_dir) / calls, 'bytes/step')
   shutil.rmtree(npy_dir)
-  return metrics, {'log_dir': log_dir, 'recorded_steps': recorded, 'episodes': num_episodes}
+  return metrics, {'log_dir': log_dir, 'steps': calls, 'episodes': p.episodes}
 
 
-def measure_reading(w: str, p: Params, log_dir: str) -> list[Metric]:
+def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any]) -> list[Metric]:
   """Reader: open, sequential and columnar passes, random step and episode reads."""
   metrics: list[Metric] = []
 
@@ -350,6 +347,8 @@ def measure_reading(w: str, p: Params, log_dir: str) -> list[Metric]:
   with envlogger.Reader(log_dir) as r:
     recorded = len(r.steps)
     lengths = r.episode_lengths()
+  if (recorded, len(lengths)) != (info['steps'], info['episodes']):
+    raise AssertionError(f'{w}: the log has {recorded} steps in {len(lengths)} episodes, expected {info}')
   opened = _repeat(open_close, p.repeats)
   metrics.append(_summary(w, 'Reader open', opened.wall, 'ms', 1e3, opened.cpu))
   for name, fn in (('Reader sequential, StepData', sequential), ('Reader columnar, as_rlds()', columnar)):
@@ -401,7 +400,7 @@ def run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
     logging_tfds = 'tensorflow_datasets' in sys.modules
     for w, p in params.items():
       _progress(f'{w}: reading')
-      metrics += measure_reading(w, p, log_dirs[w])
+      metrics += measure_reading(w, p, log_dirs[w], infos[w])
     _progress('done')
     metrics += [
       Metric('-', 'TensorFlow imported by logging', logging_tf, 'bool'),
@@ -572,6 +571,7 @@ def main(argv: list[str] | None = None) -> None:
     'params': {w: dataclasses.asdict(p) for w, p in params.items()},
     'workloads': res['workloads'],
     'tf_imports': res['tf_imports'],
+    'import_samples': imports,
     'python': sys.version.split()[0],
     'numpy': np.__version__,
     'envlogger': envlogger.__version__,
@@ -588,7 +588,7 @@ def main(argv: list[str] | None = None) -> None:
     + (f', CPU pressure {pressure[0]:.0f}% -> {pressure[1]:.0f}%' if None not in pressure else '')
   )
   for w, info in res['workloads'].items():
-    print(f'  {w}: {info["recorded_steps"]} steps in {info["episodes"]} episodes per log')
+    print(f'  {w}: {info["steps"]} steps in {info["episodes"]} episodes per log')
   print()
   print_table(metrics)
   if args.json:

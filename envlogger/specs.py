@@ -214,7 +214,7 @@ def cast_to_spec(value: Any, spec: specs.Array, name: str) -> np.ndarray:
       arr = np.empty((), dtype=object)
       arr[()] = value
     else:
-      arr = np.asarray(value, dtype=object)
+      arr = np.array(value, dtype=object)  # a copy: callers may reuse buffers
     if arr.shape != tuple(spec.shape):
       raise SpecError(f'{name}: expected shape {tuple(spec.shape)}, got {arr.shape}.')
     for x in arr.flat:
@@ -227,7 +227,7 @@ def cast_to_spec(value: Any, spec: specs.Array, name: str) -> np.ndarray:
   if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
     arr = _cast_python_scalar(value, target, name)
   else:
-    arr = np.asarray(value)
+    arr = np.array(value)  # a copy: envs and agents reuse buffers
     if arr.dtype != target:
       arr = _cast_array(arr, target, name)
   if arr.shape != tuple(spec.shape):
