@@ -1,37 +1,43 @@
-"""RLDS episodes <-> TFDS features and serialized `tf.train.Example`s.
+"""RLDS episodes <-> serialized `tf.train.Example`s in TFDS's layout.
 
-Each episode is one Example in the layout TFDS gives a
-`FeaturesDict({'steps': Dataset({...}), ...})`:
+Each episode is one Example, laid out as TFDS lays out a
+`FeaturesDict({'steps': Dataset({...}), ...})` (see `_tfds_metadata` for the
+matching features.json):
 
-* numeric leaves (every dtype but bool) are `Tensor(encoding=BYTES)`: one
-  bytes entry per step holding the raw array, so every value (float64 too)
-  reads back bit-exact and uint8 frames are stored as bytes, not integer lists;
-* bool leaves are plain `Tensor(bool)` (an int64 list);
+* numeric leaves (every dtype but bool) are `Tensor(encoding=BYTES)`, one bytes
+  entry per step holding the raw array, so every value (float64 too) reads back
+  bit-exact; leaves of `ZLIB_MIN_BYTES` or more per step (images, boards) are
+  `Tensor(encoding=ZLIB)` instead: the same bytes, zlib-compressed per step;
+* bool leaves are `Tensor(bool)` (an int64 list);
 * string leaves are `Tensor(object)` (a bytes list, UTF-8 for `str` specs);
 * nested dicts are nested `FeaturesDict`s; tuples and lists (which TFDS lacks)
   become `FeaturesDict`s keyed '0', '1', ... and are restored from the stored
   specs on read.
 
-We build and parse the Example ourselves, whole columns at a time, instead of
-TFDS's per-step `encode_example`: that path costs 40-80 us per step in Python
-(stack.md §7) and is what made the original's TFDS backend slow. Tests check
-that TFDS's own decoder (`tfds.load`) reads what we write.
+Encoding and decoding work on whole columns (`_example_wire`), not per step.
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import numpy as np
 from dm_env import specs
-from tensorflow_datasets.proto import tf_example_pb2
 
 from envlogger import _schema as S
 from envlogger import rlds
 from envlogger import specs as specs_lib
+from envlogger.backends import _example_wire as wire
+
+# Numeric leaves at least this large per step are zlib-compressed.
+ZLIB_MIN_BYTES = 128
+ZLIB_LEVEL = 1
+BYTES, ZLIB = 'bytes', 'zlib'
 
 
-def _leaf_kind(spec: specs.Array) -> str:
+def leaf_kind(spec: specs.Array) -> str:
+  """'str', 'bytes' (strings), 'bool', or 'raw' (numeric)."""
   if isinstance(spec, specs.StringArray):
     return 'str' if spec.string_type is str else 'bytes'
   if np.dtype(spec.dtype) == np.bool_:
@@ -39,146 +45,146 @@ def _leaf_kind(spec: specs.Array) -> str:
   return 'raw'
 
 
-def features_for(schema: S.Schema):
-  """Returns the `tfds.features.FeaturesDict` of episodes with this schema."""
-  import tensorflow_datasets as tfds  # noqa: PLC0415 (heavy; only when publishing)
+def default_encoding(spec: specs.Array) -> str | None:
+  """The TFDS Tensor encoding of a numeric leaf (None for bool/strings)."""
+  if leaf_kind(spec) != 'raw':
+    return None
+  nbytes = int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize
+  return ZLIB if nbytes >= ZLIB_MIN_BYTES else BYTES
 
-  def conv(nest):
-    if specs_lib.is_leaf_spec(nest):
-      kind = _leaf_kind(nest)
-      if kind in ('str', 'bytes'):
-        return tfds.features.Tensor(shape=tuple(nest.shape), dtype=np.object_)
-      if kind == 'bool':
-        return tfds.features.Tensor(shape=tuple(nest.shape), dtype=np.bool_)
-      return tfds.features.Tensor(
-        shape=tuple(nest.shape), dtype=np.dtype(nest.dtype), encoding=tfds.features.Encoding.BYTES
-      )
-    if isinstance(nest, dict):
-      return tfds.features.FeaturesDict({k: conv(v) for k, v in nest.items()})
-    return tfds.features.FeaturesDict({str(i): conv(v) for i, v in enumerate(nest)})
 
-  flag = tfds.features.Tensor(shape=(), dtype=np.bool_)
-  steps = {name: conv(spec) for name, spec in schema.step_fields().items()}
-  steps.update({S.IS_FIRST: flag, S.IS_LAST: flag, S.IS_TERMINAL: flag})
+class _Leaf:
+  __slots__ = ('key', 'spec', 'kind', 'encoding', 'dtype', 'shape', 'step_nbytes')
+
+  def __init__(self, key: str, spec: specs.Array, encoding: str | None):
+    self.key = key
+    self.spec = spec
+    self.kind = leaf_kind(spec)
+    self.encoding = encoding
+    self.shape = tuple(spec.shape)
+    self.dtype = np.dtype(spec.dtype) if self.kind in ('raw', 'bool') else np.dtype(object)
+    self.step_nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+def step_field_prefixes(schema: S.Schema):
+  """(field, feature key prefix) of every step field of a schema."""
+  yield 'observation', f'{S.STEPS}/{S.OBSERVATION}'
+  yield 'action', f'{S.STEPS}/{S.ACTION}'
+  yield 'reward', f'{S.STEPS}/{S.REWARD}'
+  yield 'discount', f'{S.STEPS}/{S.DISCOUNT}'
   if schema.custom_data_spec is not None:
-    steps[S.HAS_CUSTOM_DATA] = flag
-  top = {name: conv(spec) for name, spec in schema.episode_fields().items()}
-  top.update(
-    {
-      S.STEPS: tfds.features.Dataset(steps),
-      S.EPISODE_ID: tfds.features.Tensor(shape=(), dtype=np.object_),
-      S.RUN_ID: tfds.features.Tensor(shape=(), dtype=np.object_),
-      S.CUT_SHORT: flag,
-    }
-  )
-  if schema.episode_metadata_spec is not None:
-    top[S.HAS_EPISODE_METADATA] = flag
-  return tfds.features.FeaturesDict(top)
+    if schema.custom_data_layout == S.FIELDS:
+      yield 'custom_data', S.STEPS
+    else:
+      yield 'custom_data', f'{S.STEPS}/{S.CUSTOM_DATA}'
+
+
+def metadata_prefix(schema: S.Schema) -> str:
+  return '' if schema.episode_metadata_layout == S.FIELDS else S.EPISODE_METADATA
+
+
+def leaf_keys(prefix: str, spec: Any) -> list[tuple[str, specs.Array]]:
+  return [
+    ('/'.join(p for p in (prefix, path) if p), leaf) for path, leaf in specs_lib.flatten_with_names(spec)
+  ]
 
 
 class Codec:
-  """Encodes and decodes episodes of one schema."""
+  """Encodes and decodes episodes of one schema.
 
-  def __init__(self, schema: S.Schema):
+  Args:
+    schema: the log's schema.
+    encodings: feature key -> 'bytes' | 'zlib' for numeric leaves, as stored
+      with the log; keys missing get `default_encoding`.
+  """
+
+  def __init__(self, schema: S.Schema, encodings: dict[str, str] | None = None):
     self.schema = schema
     self.casters = rlds.Casters(schema)
-    # field -> [(example key, leaf spec, kind)] in tree.flatten order.
-    self.step_keys: dict[str, list[tuple[str, Any, str]]] = {}
-    for field, prefix in self._step_field_prefixes():
+    encodings = encodings or {}
+    self.step_leaves: dict[str, list[_Leaf]] = {}
+    for field, prefix in step_field_prefixes(schema):
       spec = getattr(schema, f'{field}_spec')
-      self.step_keys[field] = _keys(prefix, spec)
-    self.meta_keys: list[tuple[str, Any, str]] = []
+      self.step_leaves[field] = [
+        _Leaf(k, s, encodings.get(k, default_encoding(s))) for k, s in leaf_keys(prefix, spec)
+      ]
+    self.meta_leaves: list[_Leaf] = []
     if schema.episode_metadata_spec is not None:
-      if schema.episode_metadata_layout == S.FIELDS:
-        self.meta_keys = _keys('', schema.episode_metadata_spec)
-      else:
-        self.meta_keys = _keys(S.EPISODE_METADATA, schema.episode_metadata_spec)
+      self.meta_leaves = [
+        _Leaf(k, s, encodings.get(k, default_encoding(s)))
+        for k, s in leaf_keys(metadata_prefix(schema), schema.episode_metadata_spec)
+      ]
 
-  def _step_field_prefixes(self):
-    yield 'observation', f'{S.STEPS}/{S.OBSERVATION}'
-    yield 'action', f'{S.STEPS}/{S.ACTION}'
-    yield 'reward', f'{S.STEPS}/{S.REWARD}'
-    yield 'discount', f'{S.STEPS}/{S.DISCOUNT}'
-    if self.schema.custom_data_spec is not None:
-      if self.schema.custom_data_layout == S.FIELDS:
-        yield 'custom_data', S.STEPS
-      else:
-        yield 'custom_data', f'{S.STEPS}/{S.CUSTOM_DATA}'
+  @property
+  def encodings(self) -> dict[str, str]:
+    """Feature key -> encoding of every numeric leaf (stored with the log)."""
+    leaves = [lf for lfs in self.step_leaves.values() for lf in lfs] + self.meta_leaves
+    return {lf.key: lf.encoding for lf in leaves if lf.encoding is not None}
 
   # -- encoding ---------------------------------------------------------------
 
   def encode(self, episode: rlds.Episode) -> bytes:
-    ex = tf_example_pb2.Example()
-    feats = ex.features.feature
     n = episode.num_steps
-    for field, keys in self.step_keys.items():
-      for (key, _spec, kind), col in zip(keys, episode.columns[field]):
-        _put_column(feats[key], col, kind, n)
-    for key, flags in (
-      (S.IS_FIRST, episode.is_first),
-      (S.IS_LAST, episode.is_last),
-      (S.IS_TERMINAL, episode.is_terminal),
-    ):
-      feats[f'{S.STEPS}/{key}'].int64_list.value.extend(flags.astype(np.int64).tolist())
+    feats: dict[str, bytes] = {}
+    for field, leaves in self.step_leaves.items():
+      for leaf, col in zip(leaves, episode.columns[field]):
+        feats[leaf.key] = _encode_column(leaf, col, n)
+    feats[f'{S.STEPS}/{S.IS_FIRST}'] = wire.bool_feature(episode.is_first)
+    feats[f'{S.STEPS}/{S.IS_LAST}'] = wire.bool_feature(episode.is_last)
+    feats[f'{S.STEPS}/{S.IS_TERMINAL}'] = wire.bool_feature(episode.is_terminal)
     if self.schema.custom_data_spec is not None:
       mask = episode.has_custom_data
-      if mask is None:
-        mask = np.zeros(n, dtype=bool)
-      feats[f'{S.STEPS}/{S.HAS_CUSTOM_DATA}'].int64_list.value.extend(mask.astype(np.int64).tolist())
-    feats[S.EPISODE_ID].bytes_list.value.append(episode.episode_id.encode())
-    feats[S.RUN_ID].bytes_list.value.append(episode.run_id.encode())
-    feats[S.CUT_SHORT].int64_list.value.append(int(episode.cut_short))
+      feats[f'{S.STEPS}/{S.HAS_CUSTOM_DATA}'] = wire.bool_feature(
+        mask if mask is not None else np.zeros(n, dtype=bool)
+      )
+    feats[S.EPISODE_ID] = wire.bytes_feature([episode.episode_id.encode()])
+    feats[S.RUN_ID] = wire.bytes_feature([episode.run_id.encode()])
+    feats[S.CUT_SHORT] = wire.bool_feature(np.asarray([episode.cut_short]))
     if self.schema.episode_metadata_spec is not None:
       has = episode.metadata is not None
-      feats[S.HAS_EPISODE_METADATA].int64_list.value.append(int(has))
-      leaves = (
-        self.casters.episode_metadata(episode.metadata) if has else self.casters.episode_metadata.zeros()
-      )
-      for (key, _spec, kind), leaf in zip(self.meta_keys, leaves):
-        _put_column(feats[key], leaf[None], kind, 1)
-    return ex.SerializeToString()
+      feats[S.HAS_EPISODE_METADATA] = wire.bool_feature(np.asarray([has]))
+      caster = self.casters.episode_metadata
+      values = caster(episode.metadata) if has else caster.zeros()
+      for leaf, value in zip(self.meta_leaves, values):
+        feats[leaf.key] = _encode_column(leaf, np.asarray(value, dtype=leaf.dtype)[None], 1)
+    return wire.example(feats)
 
   # -- decoding ---------------------------------------------------------------
 
   def decode(self, data: bytes, fields=None) -> rlds.Episode:
     """Decodes an Example; `fields` limits which step fields are decoded."""
-    ex = tf_example_pb2.Example()
-    ex.ParseFromString(data)
-    feats = ex.features.feature
-    is_first = _flags(feats[f'{S.STEPS}/{S.IS_FIRST}'])
+    feats = wire.parse_example(data)
+    is_first = _flags(feats, f'{S.STEPS}/{S.IS_FIRST}')
     n = len(is_first)
     columns = {}
-    for field, keys in self.step_keys.items():
-      if fields is not None and field not in fields:
-        continue
-      columns[field] = [_get_column(feats[key], spec, kind, n) for key, spec, kind in keys]
+    for field, leaves in self.step_leaves.items():
+      if fields is None or field in fields:
+        columns[field] = [_decode_column(leaf, feats, n) for leaf in leaves]
     has_custom = None
     if self.schema.custom_data_spec is not None:
-      has_custom = _flags(feats[f'{S.STEPS}/{S.HAS_CUSTOM_DATA}'])
+      has_custom = _flags(feats, f'{S.STEPS}/{S.HAS_CUSTOM_DATA}')
     return rlds.Episode(
       columns=columns,
       is_first=is_first,
-      is_last=_flags(feats[f'{S.STEPS}/{S.IS_LAST}']),
-      is_terminal=_flags(feats[f'{S.STEPS}/{S.IS_TERMINAL}']),
+      is_last=_flags(feats, f'{S.STEPS}/{S.IS_LAST}'),
+      is_terminal=_flags(feats, f'{S.STEPS}/{S.IS_TERMINAL}'),
       has_custom_data=has_custom,
       metadata=self._decode_metadata(feats),
-      episode_id=feats[S.EPISODE_ID].bytes_list.value[0].decode(),
-      run_id=feats[S.RUN_ID].bytes_list.value[0].decode(),
-      cut_short=bool(feats[S.CUT_SHORT].int64_list.value[0]),
+      episode_id=_string(feats, S.EPISODE_ID),
+      run_id=_string(feats, S.RUN_ID),
+      cut_short=bool(_flags(feats, S.CUT_SHORT)[0]),
     )
 
   def decode_metadata(self, data: bytes) -> Any:
-    ex = tf_example_pb2.Example()
-    ex.ParseFromString(data)
-    return self._decode_metadata(ex.features.feature)
+    return self._decode_metadata(wire.parse_example(data))
 
   def _decode_metadata(self, feats) -> Any:
     if self.schema.episode_metadata_spec is None:
       return None
-    if not feats[S.HAS_EPISODE_METADATA].int64_list.value[0]:
+    if not _flags(feats, S.HAS_EPISODE_METADATA)[0]:
       return None
-    leaves = [_get_column(feats[key], spec, kind, 1)[0] for key, spec, kind in self.meta_keys]
-    return self.casters.episode_metadata.unflatten([scalarize(x) for x in leaves])
+    values = [scalarize(_decode_column(leaf, feats, 1)[0]) for leaf in self.meta_leaves]
+    return self.casters.episode_metadata.unflatten(values)
 
 
 def scalarize(x: Any) -> Any:
@@ -188,43 +194,49 @@ def scalarize(x: Any) -> Any:
   return x
 
 
-def _keys(prefix: str, spec: Any) -> list[tuple[str, Any, str]]:
-  out = []
-  for path, leaf in specs_lib.flatten_with_names(spec):
-    key = '/'.join(p for p in (prefix, path) if p)
-    out.append((key, leaf, _leaf_kind(leaf)))
-  return out
+def _encode_column(leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
+  if leaf.kind == 'raw':
+    col = np.ascontiguousarray(col, dtype=leaf.dtype)
+    if leaf.encoding == ZLIB:
+      rows = col.reshape(n, -1).view(np.uint8) if n else col
+      return wire.bytes_feature([zlib.compress(row, ZLIB_LEVEL) for row in rows])
+    return wire.bytes_feature_fixed(col, n)
+  if leaf.kind == 'bool':
+    return wire.bool_feature(col.ravel())
+  if leaf.kind == 'str':
+    return wire.bytes_feature([s.encode('utf-8') for s in col.ravel()])
+  return wire.bytes_feature(list(col.ravel()))
 
 
-def _put_column(feature, col: np.ndarray, kind: str, n: int) -> None:
-  if kind == 'raw':
-    col = np.ascontiguousarray(col)
-    buf = col.tobytes()
-    step = len(buf) // n if n else 0
-    feature.bytes_list.value.extend([buf[i * step : (i + 1) * step] for i in range(n)])
-  elif kind == 'bool':
-    feature.int64_list.value.extend(col.astype(np.int64).ravel().tolist())
-  elif kind == 'str':
-    feature.bytes_list.value.extend([s.encode('utf-8') for s in col.ravel()])
+def _decode_column(leaf: _Leaf, feats, n: int) -> np.ndarray:
+  shape = (n, *leaf.shape)
+  kind, payload = feats.get(leaf.key, (0, memoryview(b'')))
+  if leaf.kind == 'raw':
+    if leaf.encoding == ZLIB:
+      raw = b''.join(zlib.decompress(e) for e in wire.bytes_entries(payload))
+      return np.frombuffer(raw, dtype=leaf.dtype).reshape(shape)
+    rows = wire.fixed_entries(payload, n, leaf.step_nbytes)
+    if rows is None:  # not our layout (e.g. written by other tools)
+      rows = bytearray().join(wire.bytes_entries(payload))
+      return np.frombuffer(rows, dtype=leaf.dtype).reshape(shape)
+    # A writable copy (one memcpy): callers may modify what they read.
+    return rows.copy().view(leaf.dtype).reshape(shape)
+  if leaf.kind == 'bool':
+    return wire.int64_values(payload).astype(bool).reshape(shape)
+  entries = wire.bytes_entries(payload)
+  out = np.empty(len(entries), dtype=object)
+  if leaf.kind == 'str':
+    out[:] = [bytes(e).decode('utf-8') for e in entries]
   else:
-    feature.bytes_list.value.extend(list(col.ravel()))
-
-
-def _get_column(feature, spec: specs.Array, kind: str, n: int) -> np.ndarray:
-  shape = (n, *spec.shape)
-  if kind == 'raw':
-    buf = bytearray().join(feature.bytes_list.value)  # writable, one copy
-    return np.frombuffer(buf, dtype=np.dtype(spec.dtype)).reshape(shape)
-  if kind == 'bool':
-    return np.asarray(feature.int64_list.value, dtype=bool).reshape(shape)
-  out = np.empty(int(np.prod(shape)), dtype=object)
-  values = feature.bytes_list.value
-  if kind == 'str':
-    out[:] = [v.decode('utf-8') for v in values]
-  else:
-    out[:] = list(values)
+    out[:] = [bytes(e) for e in entries]
   return out.reshape(shape)
 
 
-def _flags(feature) -> np.ndarray:
-  return np.asarray(feature.int64_list.value, dtype=bool)
+def _flags(feats, key: str) -> np.ndarray:
+  kind, payload = feats[key]
+  return wire.int64_values(payload).astype(bool)
+
+
+def _string(feats, key: str) -> str:
+  kind, payload = feats[key]
+  return bytes(wire.bytes_entries(payload)[0]).decode()

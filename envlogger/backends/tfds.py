@@ -36,7 +36,7 @@ import numpy as np
 
 from envlogger import _files, _jsonable, _schema, _tfrecord, _version, rlds
 from envlogger import specs as specs_lib
-from envlogger.backends import _tfds_codec, base, source
+from envlogger.backends import _tfds_codec, _tfds_metadata, base, source
 
 LOG_FILE = 'envlogger_log.json'
 RUNS_DIR = 'envlogger_runs'
@@ -145,7 +145,7 @@ class TFDSBackendWriter(base.BackendWriter):
       },
     )
 
-  def _write_log_file(self, fixed: bool) -> None:
+  def _write_log_file(self, fixed: bool, encodings: dict[str, str] | None = None) -> None:
     _files.write_json_atomic(
       os.path.join(self.dataset_dir, LOG_FILE),
       {
@@ -158,6 +158,7 @@ class TFDSBackendWriter(base.BackendWriter):
         'file_format': 'tfrecord',
         'schema': self._schema.to_json(),
         'schema_fixed': fixed,
+        'encodings': encodings or {},
       },
     )
 
@@ -192,9 +193,10 @@ class TFDSBackendWriter(base.BackendWriter):
           f'The data of this run does not match the log in {self.dataset_dir}: '
           f'stored schema {stored.to_json()} vs this run {self._schema.to_json()}.'
         )
+      self._codec = _tfds_codec.Codec(self._schema, existing.get('encodings'))
     else:
-      self._write_log_file(fixed=True)
-    self._codec = _tfds_codec.Codec(self._schema)
+      self._codec = _tfds_codec.Codec(self._schema)
+      self._write_log_file(fixed=True, encodings=self._codec.encodings)
 
   def _rotate_shard(self) -> None:
     self._close_shard()
@@ -285,56 +287,31 @@ def _list_shards(dataset_dir: str, prefix: str) -> list[tuple[str, int]]:
 
 def publish_tfds_metadata(dataset_dir: str, description: str | None = None) -> None:
   """Writes TFDS's dataset_info.json/features.json/metadata.json for the shards on disk."""
-  import tensorflow_datasets as tfds  # noqa: PLC0415 (not needed to import envlogger)
-  from tensorflow_datasets.core import naming  # noqa: PLC0415
-
   log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
   schema = _schema.Schema.from_json(log['schema'])
   name, split = log['dataset_name'], log['split']
   shards = _shard_entries(dataset_dir, name, split)
   runs = _read_runs(dataset_dir)
-  features = _tfds_codec.features_for(schema)
-  identity = tfds.core.DatasetIdentity(
+  metadata = {
+    'envlogger': {
+      'format_version': log['format_version'],
+      'package_version': _version.__version__,
+      'created': log['created'],
+      'published': _now(),
+      'schema': log['schema'],
+      'runs': [{k: r[k] for k in ('run_id', 'created', 'metadata') if k in r} for r in runs],
+    }
+  }
+  info = _tfds_metadata.dataset_info_json(
     name=name,
-    version=tfds.core.Version(log['version']),
-    data_dir=dataset_dir,
-    module_name='envlogger',
-  )
-  info = tfds.core.DatasetInfo(
-    builder=identity,
-    features=features,
-    description=description or 'Episodes recorded with envlogger (RLDS format).',
-    metadata=tfds.core.MetadataDict(
-      envlogger={
-        'format_version': log['format_version'],
-        'package_version': _version.__version__,
-        'created': log['created'],
-        'published': _now(),
-        'schema': log['schema'],
-        'runs': [{k: r[k] for k in ('run_id', 'created', 'metadata') if k in r} for r in runs],
-      }
-    ),
-  )
-  info.set_file_format('tfrecord')
-  template = naming.ShardedFileTemplate(
-    data_dir=dataset_dir,
-    template='{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}',
-    dataset_name=name,
+    version=log['version'],
     split=split,
-    filetype_suffix='tfrecord',
+    shard_lengths=[len(entries) for _, _, entries in shards],
+    num_bytes=sum(os.path.getsize(os.path.join(dataset_dir, f)) for f, _, _ in shards),
+    description=description or 'Episodes recorded with envlogger (RLDS format).',
   )
-  lengths = [len(entries) for _, _, entries in shards]
-  num_bytes = sum(os.path.getsize(os.path.join(dataset_dir, f)) for f, _, _ in shards)
-  info.set_splits(
-    tfds.core.SplitDict(
-      [
-        tfds.core.SplitInfo(
-          name=split, shard_lengths=lengths, num_bytes=num_bytes, filename_template=template
-        )
-      ]
-    )
-  )
-  info.write_to_directory(dataset_dir)
+  features = _tfds_metadata.features_json(schema, log.get('encodings') or {})
+  _tfds_metadata.write(dataset_dir, features, info, metadata)
 
 
 def _read_runs(dataset_dir: str) -> list[dict[str, Any]]:
@@ -388,7 +365,7 @@ class TFDSLogSource(source.LogSource):
       _state = self._load(dataset_dir)
     self._state = _state
     super().__init__(_state['schema'])
-    self._codec = _tfds_codec.Codec(self.schema)
+    self._codec = _tfds_codec.Codec(self.schema, _state['log'].get('encodings'))
     self._files: dict[int, Any] = {}
     self._cache: OrderedDict[int, rlds.Episode] = OrderedDict()
     self._cache_size = cache_size

@@ -1,0 +1,205 @@
+"""The `tf.train.Example` wire format, written and read with numpy.
+
+Why by hand: building an Example with the protobuf API copies every value
+through Python objects (a bytes object per step and field, or element-by-
+element float lists: ~10 us per step, stack.md §9), and the only Example
+classes available without TensorFlow live in `tensorflow_datasets`, whose
+import costs ~0.6 s and hundreds of modules in every actor process. The
+format is small and stable (Example > Features > map<string, Feature> >
+BytesList/Int64List), so we write whole columns at once: a column of n
+fixed-size steps becomes one numpy array of n `(tag, length, bytes)` entries.
+Tests check that protobuf parses what we write and that we parse what
+protobuf writes.
+
+Message layout (field numbers from tensorflow/core/example/*.proto):
+  Example  { Features features = 1; }
+  Features { map<string, Feature> feature = 1; }   entry { key = 1; value = 2; }
+  Feature  { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; }
+  BytesList{ repeated bytes value = 1; }  Int64List { repeated int64 value = 1 [packed]; }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+_LEN1 = 0x0A  # field 1, length-delimited
+_LEN2 = 0x12  # field 2, length-delimited
+_LEN3 = 0x1A  # field 3, length-delimited
+
+
+def varint(n: int) -> bytes:
+  out = bytearray()
+  while n > 0x7F:
+    out.append((n & 0x7F) | 0x80)
+    n >>= 7
+  out.append(n)
+  return bytes(out)
+
+
+def _len_field(tag: int, payload_len: int) -> bytes:
+  return bytes((tag,)) + varint(payload_len)
+
+
+# -- Feature payloads -----------------------------------------------------------
+
+
+def bytes_feature_fixed(column: np.ndarray, n: int) -> bytes:
+  """A BytesList Feature holding n entries of equal size: the rows of `column`."""
+  flat = np.ascontiguousarray(column).view(np.uint8).reshape(n, -1) if n else np.zeros((0, 0), np.uint8)
+  size = flat.shape[1]
+  head = _len_field(_LEN1, size)
+  rows = np.empty((n, len(head) + size), dtype=np.uint8)
+  rows[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+  rows[:, len(head) :] = flat
+  body = rows.tobytes()
+  return _len_field(_LEN1, len(body)) + body
+
+
+def bytes_feature(values: Sequence[bytes]) -> bytes:
+  """A BytesList Feature with arbitrary entries."""
+  body = b''.join(_len_field(_LEN1, len(v)) + v for v in values)
+  return _len_field(_LEN1, len(body)) + body
+
+
+def bool_feature(flags: np.ndarray) -> bytes:
+  """An Int64List Feature of 0/1 values (packed; one byte each)."""
+  packed = np.ascontiguousarray(flags, dtype=bool).view(np.uint8).tobytes()
+  inner = _len_field(_LEN1, len(packed)) + packed if packed else b''
+  return _len_field(_LEN3, len(inner)) + inner
+
+
+def example(features: dict[str, bytes]) -> bytes:
+  """Serializes an Example from {key: serialized Feature}."""
+  parts = []
+  for key, feature in features.items():
+    k = key.encode()
+    entry_len = 1 + len(varint(len(k))) + len(k) + 1 + len(varint(len(feature))) + len(feature)
+    parts.append(_len_field(_LEN1, entry_len))
+    parts.append(_len_field(_LEN1, len(k)))
+    parts.append(k)
+    parts.append(_len_field(_LEN2, len(feature)))
+    parts.append(feature)
+  body = b''.join(parts)
+  return _len_field(_LEN1, len(body)) + body
+
+
+# -- Parsing ------------------------------------------------------------------
+
+
+class WireError(ValueError):
+  """The bytes are not a well-formed Example."""
+
+
+def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
+  result = shift = 0
+  while True:
+    if pos >= len(buf):
+      raise WireError('truncated varint')
+    b = buf[pos]
+    pos += 1
+    result |= (b & 0x7F) << shift
+    if b < 0x80:
+      return result, pos
+    shift += 7
+    if shift > 63:
+      raise WireError('varint too long')
+
+
+def _fields(buf: memoryview, start: int, end: int):
+  """Yields (field number, wire type, value) of a message; LEN values as (start, end)."""
+  pos = start
+  while pos < end:
+    key, pos = _read_varint(buf, pos)
+    num, wt = key >> 3, key & 7
+    if wt == 2:
+      n, pos = _read_varint(buf, pos)
+      if pos + n > end:
+        raise WireError('field runs past its message')
+      yield num, wt, (pos, pos + n)
+      pos += n
+    elif wt == 0:
+      v, pos = _read_varint(buf, pos)
+      yield num, wt, v
+    elif wt == 5:
+      yield num, wt, (pos, pos + 4)
+      pos += 4
+    elif wt == 1:
+      yield num, wt, (pos, pos + 8)
+      pos += 8
+    else:
+      raise WireError(f'unsupported wire type {wt}')
+  if pos != end:
+    raise WireError('message overruns its length')
+
+
+def parse_example(data: bytes) -> dict[str, tuple[int, memoryview]]:
+  """Maps each feature key to (kind, payload): kind 1 bytes, 2 float, 3 int64 list."""
+  buf = memoryview(data)
+  out = {}
+  for num, wt, span in _fields(buf, 0, len(buf)):
+    if num != 1 or wt != 2:
+      continue
+    for enum, ewt, espan in _fields(buf, *span):
+      if enum != 1 or ewt != 2:
+        continue
+      key = None
+      feature = None
+      for fnum, fwt, fspan in _fields(buf, *espan):
+        if fnum == 1 and fwt == 2:
+          key = bytes(buf[fspan[0] : fspan[1]]).decode()
+        elif fnum == 2 and fwt == 2:
+          feature = fspan
+      if key is None:
+        raise WireError('feature entry without a key')
+      kind, payload = 0, buf[0:0]
+      if feature is not None:
+        for knum, kwt, kspan in _fields(buf, *feature):
+          if kwt == 2:
+            kind, payload = knum, buf[kspan[0] : kspan[1]]
+      out[key] = (kind, payload)
+  return out
+
+
+def bytes_entries(payload: memoryview) -> list[memoryview]:
+  """The entries of a BytesList payload."""
+  return [payload[s:e] for num, wt, (s, e) in _fields(payload, 0, len(payload)) if num == 1 and wt == 2]
+
+
+def fixed_entries(payload: memoryview, n: int, size: int) -> np.ndarray | None:
+  """The entries of a BytesList of n entries of `size` bytes, as an (n, size) uint8 view.
+
+  Returns None if the payload is not laid out that way (then use bytes_entries).
+  """
+  head = _len_field(_LEN1, size)
+  row = len(head) + size
+  if len(payload) != n * row:
+    return None
+  rows = np.frombuffer(payload, dtype=np.uint8).reshape(n, row)
+  if n and not (rows[:, : len(head)] == np.frombuffer(head, dtype=np.uint8)).all():
+    return None
+  return rows[:, len(head) :]
+
+
+def int64_values(payload: memoryview) -> np.ndarray:
+  """The values of an Int64List payload (packed or not)."""
+  values = []
+  for num, wt, v in _fields(payload, 0, len(payload)):
+    if num != 1:
+      continue
+    if wt == 0:
+      values.append(v)
+    elif wt == 2:
+      s, e = v
+      raw = payload[s:e]
+      arr = np.frombuffer(raw, dtype=np.uint8)
+      if arr.size and arr.max() < 0x80:  # every varint is one byte
+        values.extend(arr.tolist())
+      else:
+        pos = 0
+        while pos < len(raw):
+          x, pos = _read_varint(raw, pos)
+          values.append(x)
+  out = np.asarray(values, dtype=np.uint64).view(np.int64) if values else np.zeros(0, np.int64)
+  return out

@@ -1,0 +1,54 @@
+"""Our tf.train.Example wire format against protobuf's own implementation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tensorflow_datasets.proto import tf_example_pb2 as pb  # noqa: E402 (TFDS is a dependency)
+
+from envlogger.backends import _example_wire as wire
+
+
+def test_protobuf_parses_what_we_write():
+  col = np.arange(12, dtype=np.float64).reshape(4, 3)
+  data = wire.example(
+    {
+      'steps/x': wire.bytes_feature_fixed(col, 4),
+      'steps/flag': wire.bool_feature(np.array([True, False, True, True])),
+      'name': wire.bytes_feature([b'abc', b'', 'é'.encode()]),
+      'empty': wire.bytes_feature_fixed(np.zeros((2, 0), np.int32), 2),
+      'big': wire.bytes_feature([bytes(300)]),
+    }
+  )
+  ex = pb.Example()
+  ex.ParseFromString(data)
+  f = ex.features.feature
+  assert [np.frombuffer(v, np.float64).tolist() for v in f['steps/x'].bytes_list.value] == col.tolist()
+  assert list(f['steps/flag'].int64_list.value) == [1, 0, 1, 1]
+  assert list(f['name'].bytes_list.value) == [b'abc', b'', 'é'.encode()]
+  assert list(f['empty'].bytes_list.value) == [b'', b'']
+  assert list(f['big'].bytes_list.value) == [bytes(300)]
+
+
+def test_we_parse_what_protobuf_writes():
+  ex = pb.Example()
+  f = ex.features.feature
+  f['z'].int64_list.value.extend([0, 1, 300, -5, 2**40])
+  f['a'].bytes_list.value.extend([b'\x00' * 8, b'\x01' * 8])
+  f['m'].float_list.value.extend([1.5])
+  f['e'].bytes_list.value.extend([])
+  parsed = wire.parse_example(ex.SerializeToString())
+  assert wire.int64_values(parsed['z'][1]).tolist() == [0, 1, 300, -5, 2**40]
+  rows = wire.fixed_entries(parsed['a'][1], 2, 8)
+  assert rows.tolist() == [[0] * 8, [1] * 8]
+  assert wire.fixed_entries(parsed['a'][1], 2, 4) is None  # wrong layout is detected
+  assert [bytes(e) for e in wire.bytes_entries(parsed['a'][1])] == [b'\x00' * 8, b'\x01' * 8]
+  assert parsed['m'][0] == 2
+  assert parsed['e'][0] == 1 and len(parsed['e'][1]) == 0
+
+
+def test_truncated_input_is_an_error():
+  data = wire.example({'k': wire.bytes_feature([b'hello'])})
+  for cut in range(1, len(data)):
+    with pytest.raises(wire.WireError):
+      wire.parse_example(data[:cut])
