@@ -163,7 +163,7 @@ class EpisodeBuilder:
   def _append(self, name: str, leaves: list[np.ndarray]) -> None:
     for col, leaf in zip(self._cols[name], leaves):
       col.append(leaf)
-      self.nbytes += leaf.nbytes
+      self.nbytes += getattr(leaf, 'nbytes', 8)
 
   def _record(self, obs: list[np.ndarray], custom: list[np.ndarray] | None) -> None:
     self._append('observation', obs)
@@ -191,7 +191,10 @@ class EpisodeBuilder:
       is_last[-1] = True
       if not cut_short and self._final_discount is not None:
         is_terminal[-1] = bool(np.all(np.asarray(self._final_discount) == 0))
-    columns = {name: [_stack(col) for col in cols] for name, cols in self._cols.items()}
+    columns = {
+      name: [self._c.field(name).stack(i, col) for i, col in enumerate(cols)]
+      for name, cols in self._cols.items()
+    }
     return Episode(
       columns=columns,
       is_first=is_first,
@@ -210,19 +213,10 @@ def conform(episode: Episode, casters: Casters) -> Episode:
   if casters.custom_data is not None and 'custom_data' not in episode.columns:
     n = episode.num_steps
     episode.columns['custom_data'] = [
-      _stack([z] * n) if n else np.zeros((0, *z.shape), z.dtype) for z in casters.custom_data.zeros()
+      casters.custom_data.stack(i, [z] * n) for i, z in enumerate(casters.custom_data.zeros())
     ]
     episode.has_custom_data = np.zeros(n, dtype=bool)
   return episode
-
-
-def _stack(leaves: list[np.ndarray]) -> np.ndarray:
-  if leaves and leaves[0].dtype == object:
-    out = np.empty((len(leaves), *leaves[0].shape), dtype=object)
-    for i, leaf in enumerate(leaves):
-      out[i, ...] = leaf
-    return out
-  return np.stack(leaves) if leaves else np.zeros((0,))
 
 
 # ----------------------------------------------------------------------------

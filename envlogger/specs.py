@@ -272,32 +272,133 @@ def _cast_array(arr: np.ndarray, target: np.dtype, name: str) -> np.ndarray:
 # Nests of values against nests of specs.
 
 
+class _LeafCast:
+  """Checks and casts the values of one leaf spec; the hot path of logging.
+
+  Returns a value that `np.asarray(values, dtype)` stacks exactly: arrays are
+  copied (envs and agents reuse buffers), Python and numpy scalars are
+  returned as they are (immutable) once their type is known to be safe.
+  Everything else goes through `cast_to_spec`.
+  """
+
+  __slots__ = ('spec', 'name', 'dtype', 'shape', 'kind', 'scalar', 'lo', 'hi')
+
+  def __init__(self, spec: specs.Array, name: str):
+    self.spec = spec
+    self.name = name
+    self.shape = tuple(spec.shape)
+    self.scalar = self.shape == ()
+    if isinstance(spec, specs.StringArray):
+      self.kind = 'S'
+      self.dtype = np.dtype(object)
+    else:
+      self.dtype = np.dtype(spec.dtype)
+      self.kind = self.dtype.kind
+    self.lo = self.hi = None
+    if self.kind in 'iu':
+      info = np.iinfo(self.dtype)
+      self.lo, self.hi = int(info.min), int(info.max)
+
+  def __call__(self, value: Any) -> Any:
+    t = type(value)
+    if t is np.ndarray:
+      if value.dtype == self.dtype and value.shape == self.shape and self.kind != 'S':
+        return value.copy()
+    elif self.scalar:
+      kind = self.kind
+      if t is float:
+        if kind == 'f':
+          return value
+      elif t is int:
+        if kind in 'iu':
+          if self.lo <= value <= self.hi:
+            return value
+        elif kind == 'f':
+          return value
+      elif t is bool:
+        if kind == 'b':
+          return value
+      elif isinstance(value, np.generic) and value.dtype == self.dtype or kind == 'S' and t is str:
+        return value
+    return cast_to_spec(value, self.spec, self.name)
+
+
+def _flattener(spec: Any, name: str, casts: list[_LeafCast]):
+  """Builds a function that appends the cast leaves of a value to a list."""
+  if is_leaf_spec(spec):
+    cast = _LeafCast(spec, name)
+    casts.append(cast)
+
+    def leaf(value, out):
+      out.append(cast(value))
+
+    return leaf
+  if isinstance(spec, Mapping):
+    keys = sorted(spec)  # tree.flatten order
+    children = [_flattener(spec[k], f'{name}/{k}', casts) for k in keys]
+    pairs = list(zip(keys, children))
+
+    def mapping(value, out):
+      if not isinstance(value, Mapping) or len(value) != len(keys):
+        raise SpecError(f'{name}: {_structure_difference(spec, value)}')
+      try:
+        for k, child in pairs:
+          child(value[k], out)
+      except KeyError:
+        raise SpecError(f'{name}: {_structure_difference(spec, value)}') from None
+
+    return mapping
+  children = [_flattener(v, f'{name}/{i}', casts) for i, v in enumerate(spec)]
+
+  def sequence(value, out):
+    if not isinstance(value, (tuple, list)) or len(value) != len(children):
+      raise SpecError(f'{name}: {_structure_difference(spec, value)}')
+    for child, v in zip(children, value):
+      child(v, out)
+
+  return sequence
+
+
 class LeafCaster:
   """Flattens and casts values of one spec nest; built once per field.
 
-  `__call__(value)` returns the list of leaf arrays in `tree.flatten` order,
-  raising SpecError (naming the field and the leaf) if the structure, a
-  shape or a dtype does not match.
+  `__call__(value)` returns the leaves in `tree.flatten` order, each checked
+  and cast (see `_LeafCast`), raising SpecError (naming the field and the
+  leaf) if the structure, a shape or a dtype does not match. `stack` turns
+  a list of such leaves, one per step, into an array of the leaf's dtype.
   """
 
   def __init__(self, spec: SpecTree, name: str):
     self.spec = spec
     self.name = name
-    self.paths = [p for p, _ in flatten_with_names(spec)]
     self.leaves = tree.flatten(spec)
+    self._casts: list[_LeafCast] = []
+    self._flatten = _flattener(spec, name, self._casts)
     self._is_leaf = is_leaf_spec(spec)
+    self._single = self._casts[0] if self._is_leaf else None
+    self._dict_keys = sorted(spec) if isinstance(spec, Mapping) else None
+    self._dict_of_leaves = self._dict_keys is not None and all(is_leaf_spec(v) for v in spec.values())
 
-  def __call__(self, value: Any) -> list[np.ndarray]:
-    if self._is_leaf:
-      return [cast_to_spec(value, self.spec, self.name)]
-    try:
-      flat = tree.flatten_up_to(self.spec, value, check_types=False)
-    except (TypeError, ValueError) as e:
-      raise SpecError(f'{self.name}: {_structure_difference(self.spec, value)}') from e
-    return [
-      cast_to_spec(v, s, f'{self.name}/{p}' if p else self.name)
-      for v, s, p in zip(flat, self.leaves, self.paths)
-    ]
+  def __call__(self, value: Any) -> list[Any]:
+    if self._single is not None:
+      return [self._single(value)]
+    out: list[Any] = []
+    self._flatten(value, out)
+    return out
+
+  def stack(self, index: int, values: list[Any]) -> np.ndarray:
+    """Stacks the values of leaf `index` (one per step) into one array."""
+    cast = self._casts[index]
+    if cast.kind == 'S':
+      out = np.empty((len(values), *cast.shape), dtype=object)
+      for i, v in enumerate(values):
+        out[i, ...] = v
+      return out
+    if not values:
+      return np.zeros((0, *cast.shape), dtype=cast.dtype)
+    if cast.scalar:
+      return np.array(values, dtype=cast.dtype)
+    return np.stack(values)
 
   def zeros(self) -> list[np.ndarray]:
     return [zeros_for(s) for s in self.leaves]
@@ -305,6 +406,8 @@ class LeafCaster:
   def unflatten(self, leaves: list[Any]) -> Any:
     if self._is_leaf:
       return leaves[0]
+    if self._dict_of_leaves:
+      return dict(zip(self._dict_keys, leaves))
     return tree.unflatten_as(self.spec, leaves)
 
 

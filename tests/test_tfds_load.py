@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def _write_nested(directory: str) -> envlogger.Reader:
   env = spec_env.SpecEnv(
-    {'x': specs.Array((3,), np.float64), 'img': specs.Array((4, 4, 3), np.uint8)},
+    {'x': specs.Array((3,), np.float64), 'img': specs.Array((16, 16, 3), np.uint8)},  # img is zlib-encoded
     specs.DiscreteArray(4),
     episode_lengths=(3, 5),
     terminations=(True, False),
