@@ -54,9 +54,9 @@ def _make_backend(backend: Any, data_directory: str | None, scheduler, backend_k
     if name == 'in_memory':
       from envlogger.backends import in_memory  # noqa: PLC0415
 
-      unknown = sorted(set(backend_kwargs) - {'max_episode_bytes'})
+      unknown = sorted(set(backend_kwargs) - {'max_episode_bytes', 'async_writes', 'max_queued_episodes'})
       if unknown:
-        raise ValueError(f'The in-memory backend takes only max_episode_bytes, got {unknown}.')
+        raise ValueError(f'Unknown options of the in-memory backend: {unknown}.')
       return in_memory.InMemoryBackendWriter(scheduler=scheduler, **backend_kwargs)
     if name == 'riegeli':
       raise ValueError(

@@ -133,6 +133,7 @@ def test_flush_scheduler_publishes(tmp_path):
     catch_env.Catch(), data_directory=d, flush_scheduler=lambda data: data.timestep.last()
   )
   _episodes(env, 3)
+  env.backend.flush()  # writes happen in the background: wait for them
   info = json.loads(Path(d, 'envlogger', '1.0.0', 'dataset_info.json').read_text())
   assert sum(int(x) for x in info['splits'][0]['shardLengths']) == 3
   env.close()

@@ -17,6 +17,7 @@ from typing import Any
 
 from envlogger import _jsonable, _schema, rlds
 from envlogger import specs as specs_lib
+from envlogger.backends import _worker
 from envlogger.schedulers import Scheduler
 from envlogger.step_data import StepData
 
@@ -45,9 +46,21 @@ class BackendWriter(abc.ABC):
       recorded so far are written as an episode marked `cut_short`, and the
       rest of that episode is not recorded (recording resumes at the next
       reset).
+    async_writes: encode and write finished episodes in a background thread
+      (default), so the env loop does not wait for them; errors surface at the
+      next `record_step`. False writes each episode before the step that
+      finished it returns.
+    max_queued_episodes: finished episodes that may wait for the background
+      writer before `record_step` blocks (back-pressure bounds memory).
   """
 
-  def __init__(self, scheduler: Scheduler | None = None, max_episode_bytes: int = DEFAULT_MAX_EPISODE_BYTES):
+  def __init__(
+    self,
+    scheduler: Scheduler | None = None,
+    max_episode_bytes: int = DEFAULT_MAX_EPISODE_BYTES,
+    async_writes: bool = True,
+    max_queued_episodes: int = 2,
+  ):
     if int(max_episode_bytes) <= 0:
       raise ValueError(f'max_episode_bytes must be positive, got {max_episode_bytes!r}.')
     self._max_episode_bytes = int(max_episode_bytes)
@@ -62,6 +75,7 @@ class BackendWriter(abc.ABC):
     self._pending: list[rlds.Episode] = []
     self._episode_counter = 0
     self._closed = False
+    self._worker = _worker.Worker(asynchronous=async_writes, max_queued=max_queued_episodes)
     self.metadata: dict[str, Any] = {}
 
   # -- the seam EnvLogger uses ------------------------------------------------
@@ -91,6 +105,8 @@ class BackendWriter(abc.ABC):
   def record_step(self, data: StepData, is_new_episode: bool) -> None:
     """Records one StepData; `is_new_episode` is True for an episode's first step."""
     self._check_open()
+    if self._worker.error is not None:
+      self._worker.check()
     if self._schema is None:
       raise RuntimeError('init_log() must be called before record_step().')
     if is_new_episode:
@@ -129,6 +145,10 @@ class BackendWriter(abc.ABC):
       )
     self._after_step(data)
 
+  def flush(self) -> None:
+    """Waits until every finished episode is written; raises a pending write error."""
+    self._worker.drain()
+
   def set_episode_metadata(self, data: Any) -> None:
     """Sets the metadata of the episode in flight (the last value set wins)."""
     self._check_open()
@@ -149,8 +169,9 @@ class BackendWriter(abc.ABC):
         self._finish_episode(cut_short=True)
       self._schema_fixed = True
       self._flush_pending()
+      self._worker.submit(self._close, 'closing the log')
     finally:
-      self._close()
+      self._worker.close()
 
   @property
   def schema(self) -> _schema.Schema | None:
@@ -207,23 +228,30 @@ class BackendWriter(abc.ABC):
     builder, self._builder = self._builder, None
     if builder.num_recorded == 0:
       return
-    episode = builder.finish(cut_short)
     schema_known = (self._casters.custom_data is not None or not self._expect_custom) and (
       self._casters.episode_metadata is not None or not self._expect_metadata
     )
     if not self._schema_fixed and not schema_known:
       # The schema of step_fn/episode_fn values is still unknown (they only
       # returned None so far): hold finished episodes until it is known.
-      self._pending.append(episode)
+      self._pending.append(builder.finish(cut_short))
       return
     self._schema_fixed = True
     self._flush_pending()
-    self._write_episode(rlds.conform(episode, self._casters))
+    casters = self._casters
+
+    def write() -> None:
+      self._write_episode(rlds.conform(builder.finish(cut_short), casters))
+
+    self._worker.submit(write, f'writing episode {builder.episode_id}')
 
   def _flush_pending(self) -> None:
     pending, self._pending = self._pending, []
+    casters = self._casters
     for ep in pending:
-      self._write_episode(rlds.conform(ep, self._casters))
+      self._worker.submit(
+        lambda ep=ep: self._write_episode(rlds.conform(ep, casters)), f'writing episode {ep.episode_id}'
+      )
 
 
 def _scalarize(x: Any) -> Any:

@@ -14,8 +14,9 @@ from envlogger.backends import base, source
 class InMemoryBackendWriter(base.BackendWriter):
   """Keeps every recorded episode in memory; read it with `Reader(backend=writer)`."""
 
-  def __init__(self, scheduler=None, max_episode_bytes: int = base.DEFAULT_MAX_EPISODE_BYTES):
-    super().__init__(scheduler=scheduler, max_episode_bytes=max_episode_bytes)
+  def __init__(self, scheduler=None, **kwargs):
+    """Args: `scheduler`, and `max_episode_bytes`, `async_writes`, ... as `BackendWriter`."""
+    super().__init__(scheduler=scheduler, **kwargs)
     self.episodes: list[rlds.Episode] = []
 
   def _write_episode(self, episode: rlds.Episode) -> None:
@@ -25,6 +26,8 @@ class InMemoryBackendWriter(base.BackendWriter):
     pass
 
   def as_source(self) -> source.LogSource:
+    if not self._closed:
+      self.flush()
     return _InMemorySource(self)
 
 

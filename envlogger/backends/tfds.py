@@ -72,7 +72,7 @@ class TFDSBackendWriter(base.BackendWriter):
       episode; True republishes the TFDS metadata (dataset_info.json) so
       `tfds.load` sees every episode written so far.
     description: text stored in dataset_info.json.
-    max_episode_bytes: memory cap of the episode in flight (see BackendWriter).
+    max_episode_bytes, async_writes, max_queued_episodes: see `BackendWriter`.
   """
 
   def __init__(
@@ -88,8 +88,15 @@ class TFDSBackendWriter(base.BackendWriter):
     flush_scheduler=None,
     description: str | None = None,
     max_episode_bytes: int = base.DEFAULT_MAX_EPISODE_BYTES,
+    async_writes: bool = True,
+    max_queued_episodes: int = 2,
   ):
-    super().__init__(scheduler=scheduler, max_episode_bytes=max_episode_bytes)
+    super().__init__(
+      scheduler=scheduler,
+      max_episode_bytes=max_episode_bytes,
+      async_writes=async_writes,
+      max_queued_episodes=max_queued_episodes,
+    )
     if not data_directory:
       raise ValueError('data_directory is required for the TFDS backend.')
     if not _NAME_RE.match(dataset_name):
@@ -181,7 +188,7 @@ class TFDSBackendWriter(base.BackendWriter):
 
   def _after_step(self, data) -> None:
     if self._flush_scheduler is not None and self._flush_scheduler(data):
-      self.publish()
+      self._worker.submit(self.publish, 'publishing TFDS metadata')
 
   def _fix_schema(self) -> None:
     log_path = os.path.join(self.dataset_dir, LOG_FILE)
