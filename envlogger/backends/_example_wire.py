@@ -135,30 +135,65 @@ def _fields(buf: memoryview, start: int, end: int):
 
 
 def parse_example(data: bytes) -> dict[str, tuple[int, memoryview]]:
-  """Maps each feature key to (kind, payload): kind 1 bytes, 2 float, 3 int64 list."""
+  """Maps each feature key to (kind, payload): kind 1 bytes, 2 float, 3 int64 list.
+
+  Written as one flat loop (no generator per nesting level): this runs once
+  per episode read, and its cost is most of a random step's.
+  """
   buf = memoryview(data)
+  end = len(buf)
   out = {}
-  for num, wt, span in _fields(buf, 0, len(buf)):
-    if num != 1 or wt != 2:
+  pos = 0
+  while pos < end:  # Example: field 1 = Features
+    tag = buf[pos]
+    pos += 1
+    length, pos = _read_varint(buf, pos)
+    if tag != _LEN1:
+      if tag & 7 != 2:
+        raise WireError(f'unexpected field tag {tag} in Example')
+      pos += length
       continue
-    for enum, ewt, espan in _fields(buf, *span):
-      if enum != 1 or ewt != 2:
+    fend = pos + length
+    if fend > end:
+      raise WireError('Features runs past the Example')
+    while pos < fend:  # Features: field 1 = map entry
+      tag = buf[pos]
+      pos += 1
+      length, pos = _read_varint(buf, pos)
+      eend = pos + length
+      if eend > fend:
+        raise WireError('feature entry runs past Features')
+      if tag != _LEN1:
+        pos = eend
         continue
       key = None
-      feature = None
-      for fnum, fwt, fspan in _fields(buf, *espan):
-        if fnum == 1 and fwt == 2:
-          key = bytes(buf[fspan[0] : fspan[1]]).decode()
-        elif fnum == 2 and fwt == 2:
-          feature = fspan
+      kind, payload = 0, buf[0:0]
+      while pos < eend:  # entry: 1 = key, 2 = Feature
+        tag = buf[pos]
+        pos += 1
+        length, pos = _read_varint(buf, pos)
+        if pos + length > eend:
+          raise WireError('field runs past its feature entry')
+        if tag == _LEN1:
+          key = bytes(buf[pos : pos + length]).decode()
+        elif tag == _LEN2:
+          f, fe = pos, pos + length
+          while f < fe:  # Feature: 1 bytes_list, 2 float_list, 3 int64_list
+            ktag = buf[f]
+            f += 1
+            klen, f = _read_varint(buf, f)
+            if f + klen > fe or ktag & 7 != 2:
+              raise WireError('malformed Feature')
+            kind, payload = ktag >> 3, buf[f : f + klen]
+            f += klen
+        pos += length
       if key is None:
         raise WireError('feature entry without a key')
-      kind, payload = 0, buf[0:0]
-      if feature is not None:
-        for knum, kwt, kspan in _fields(buf, *feature):
-          if kwt == 2:
-            kind, payload = knum, buf[kspan[0] : kspan[1]]
       out[key] = (kind, payload)
+    if pos != fend:
+      raise WireError('Features overruns its length')
+  if pos != end:
+    raise WireError('Example overruns its length')
   return out
 
 
