@@ -43,6 +43,34 @@ class _LazySequence(Sequence):
     return f'<lazy sequence of {len(self)} items>'
 
 
+class _StepSequence(_LazySequence):
+  """Reader.steps: iteration walks episode by episode instead of step by step."""
+
+  def __init__(self, reader: Reader, indexes: range | None = None):
+    super().__init__(int(reader._starts[-1]), reader._step, indexes)
+    self._reader = reader
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return _StepSequence(self._reader, self._indexes[i])
+    return super().__getitem__(i)
+
+  def __iter__(self) -> Iterator[StepData]:
+    idx = self._indexes
+    if idx.step != 1 or not idx:
+      yield from super().__iter__()
+      return
+    starts = self._reader._starts_list
+    e = bisect.bisect_right(starts, idx.start) - 1
+    pos = idx.start
+    while pos < idx.stop:
+      ep = self._reader._source.read_episode(e)
+      lo, hi = pos - starts[e], min(idx.stop, starts[e + 1]) - starts[e]
+      yield from rlds.iter_step_data(ep, self._reader._source.casters, range(lo, hi))
+      pos = starts[e + 1]
+      e += 1
+
+
 class Episode(Sequence):
   """One recorded episode: a sequence of `StepData`, plus its metadata.
 
@@ -66,8 +94,7 @@ class Episode(Sequence):
     raise TypeError(f'indices must be integers or slices, not {type(i).__name__}')
 
   def __iter__(self) -> Iterator[StepData]:
-    for k in self._indexes:
-      yield rlds.to_step_data(self._ep, k, self._casters)
+    return rlds.iter_step_data(self._ep, self._casters, self._indexes)
 
   @property
   def metadata(self) -> Any:
@@ -166,7 +193,7 @@ class Reader:
     self._starts = np.concatenate([[0], np.cumsum(self._lengths)]).astype(np.int64)
     self._starts_list = self._starts.tolist()
     self.episodes: Sequence[Episode] = _LazySequence(len(self._lengths), self._episode)
-    self.steps: Sequence[StepData] = _LazySequence(int(self._starts[-1]), self._step)
+    self.steps: Sequence[StepData] = _StepSequence(self)
 
   # -- access -----------------------------------------------------------------
 

@@ -30,6 +30,7 @@ followed that action; the first and last steps are always recorded.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import dm_env
@@ -223,6 +224,48 @@ def conform(episode: Episode, casters: Casters) -> Episode:
 # The inverse (the Reader's side).
 
 
+def _getter(caster: specs_lib.LeafCaster, cols: list[np.ndarray]):
+  """A function k -> the field's value at step k (array leaves copied, so the
+  caller cannot modify a cached or stored episode through them)."""
+
+  def leaf(col):
+    if col.ndim > 1:
+      return lambda k: col[k].copy()
+    return col.__getitem__
+
+  getters = [leaf(c) for c in cols]
+  if len(getters) == 1 and specs_lib.is_leaf_spec(caster.spec):
+    return getters[0]
+  unflatten = caster.unflatten
+  return lambda k: unflatten([g(k) for g in getters])
+
+
+def iter_step_data(episode: Episode, casters: Casters, indexes: range) -> Iterator[StepData]:
+  """The StepData of recorded RLDS steps `indexes` of `episode` (see `to_step_data`)."""
+  n = episode.num_steps
+  cols = episode.columns
+  obs = _getter(casters.observation, cols['observation'])
+  reward = _getter(casters.reward, cols['reward'])
+  discount = _getter(casters.discount, cols['discount'])
+  action = _getter(casters.action, cols['action'])
+  mask = episode.has_custom_data
+  custom = _getter(casters.custom_data, cols['custom_data']) if mask is not None else None
+  last_type = dm_env.StepType.MID if episode.cut_short else dm_env.StepType.LAST
+  first, mid = dm_env.StepType.FIRST, dm_env.StepType.MID
+  time_step, step_data = dm_env.TimeStep, StepData
+  for k in indexes:
+    if not -n <= k < n:
+      raise IndexError(f'step {k} out of range for an episode of {n} steps')
+    k %= n
+    c = custom(k) if mask is not None and mask[k] else None
+    if k == 0:
+      yield step_data(time_step(first, None, None, obs(0)), None, c)
+    else:
+      step_type = last_type if k == n - 1 else mid
+      ts = time_step(step_type, reward(k - 1), discount(k - 1), obs(k))
+      yield step_data(ts, action(k - 1), c)
+
+
 def to_step_data(episode: Episode, k: int, casters: Casters) -> StepData:
   """Returns the StepData the logger saw for recorded RLDS step `k` of `episode`.
 
@@ -231,25 +274,4 @@ def to_step_data(episode: Episode, k: int, casters: Casters) -> StepData:
   was cut short (then MID). The other steps are MID timesteps whose action,
   reward and discount are those RLDS stores at step k-1.
   """
-  n = episode.num_steps
-  if not -n <= k < n:
-    raise IndexError(f'step {k} out of range for an episode of {n} steps')
-  k %= n
-  cols = episode.columns
-  obs = casters.observation.unflatten([c[k] for c in cols['observation']])
-  if k == 0:
-    step_type = dm_env.StepType.FIRST
-    reward = discount = action = None
-  else:
-    if episode.is_last[k] and not episode.cut_short:
-      step_type = dm_env.StepType.LAST
-    else:
-      step_type = dm_env.StepType.MID
-    reward = casters.reward.unflatten([c[k - 1] for c in cols['reward']])
-    discount = casters.discount.unflatten([c[k - 1] for c in cols['discount']])
-    action = casters.action.unflatten([c[k - 1] for c in cols['action']])
-  custom = None
-  if episode.has_custom_data is not None and episode.has_custom_data[k]:
-    custom = casters.custom_data.unflatten([c[k] for c in cols['custom_data']])
-  ts = dm_env.TimeStep(step_type=step_type, reward=reward, discount=discount, observation=obs)
-  return StepData(timestep=ts, action=action, custom_data=custom)
+  return next(iter_step_data(episode, casters, (k,)))

@@ -179,6 +179,10 @@ def test_round_trip(workload, backend, tmp_path):
     assert len(sliced) == len(flat[3:-2:2])
     for actual, expected in zip(sliced, flat[3:-2:2]):
       assert_step_equal(actual, expected, r)
+    window = list(r.steps[2 : len(flat) - 1])  # contiguous: iterated episode by episode
+    assert len(window) == len(flat) - 3
+    for actual, expected in zip(window, flat[2:-1]):
+      assert_step_equal(actual, expected, r)
     with pytest.raises(IndexError):
       r.steps[len(flat)]
     with pytest.raises(IndexError):
