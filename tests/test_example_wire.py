@@ -52,3 +52,25 @@ def test_truncated_input_is_an_error():
   for cut in range(1, len(data)):
     with pytest.raises(wire.WireError):
       wire.parse_example(data[:cut])
+
+
+def test_varints_round_trip_and_match_protobuf():
+  rng = np.random.default_rng(0)
+  values = np.concatenate(
+    [
+      np.array([0, 1, 127, 128, 300, -1, -(2**63), 2**63 - 1], dtype=np.int64),
+      rng.integers(-(2**62), 2**62, size=200, dtype=np.int64),
+    ]
+  )
+  data = wire.example({'v': wire.int64_feature(values), 'small': wire.int64_feature(np.arange(5))})
+  ex = pb.Example()
+  ex.ParseFromString(data)
+  assert list(ex.features.feature['v'].int64_list.value) == values.tolist()
+  assert list(ex.features.feature['small'].int64_list.value) == [0, 1, 2, 3, 4]
+  parsed = wire.parse_example(data)
+  np.testing.assert_array_equal(wire.int64_values(parsed['v'][1]), values)
+  u = np.array([0, 2**64 - 1, 2**63], dtype=np.uint64)
+  got = wire.int64_values(
+    wire.parse_example(wire.example({'u': wire.int64_feature(u.view(np.int64))}))['u'][1]
+  )
+  np.testing.assert_array_equal(got.view(np.uint64), u)

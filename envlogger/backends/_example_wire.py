@@ -63,6 +63,50 @@ def bytes_feature(values: Sequence[bytes]) -> bytes:
   return _len_field(_LEN1, len(body)) + body
 
 
+def encode_varints(values: np.ndarray) -> bytes:
+  """Protobuf varints of int64 values (two's complement, as Int64List stores them)."""
+  v = np.ascontiguousarray(values).astype(np.int64, copy=False).view(np.uint64).ravel()
+  if not v.size:
+    return b''
+  if int(v.max()) < 0x80:
+    return v.astype(np.uint8).tobytes()
+  nbytes = np.ones(v.shape, dtype=np.int64)
+  for j in range(1, 10):
+    nbytes += v >= (np.uint64(1) << np.uint64(7 * j))
+  out = np.zeros((v.size, 10), dtype=np.uint8)
+  for j in range(10):
+    byte = (v >> np.uint64(7 * j)) & np.uint64(0x7F)
+    more = nbytes > j + 1
+    out[:, j] = byte.astype(np.uint8) | (more.astype(np.uint8) << 7)
+  keep = np.arange(10)[None, :] < nbytes[:, None]
+  return out[keep].tobytes()
+
+
+def decode_varints(raw: np.ndarray) -> np.ndarray:
+  """Inverse of `encode_varints` on a uint8 array; returns int64 values."""
+  if not raw.size:
+    return np.zeros(0, np.int64)
+  ends = raw < 0x80
+  if ends.all():
+    return raw.astype(np.int64)
+  if not ends[-1]:
+    raise WireError('truncated varint')
+  starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
+  group = np.cumsum(np.concatenate(([0], ends[:-1].astype(np.int64))))
+  shift = (np.arange(raw.size) - starts[group]) * 7
+  if shift.max() > 63:
+    raise WireError('varint too long')
+  parts = (raw.astype(np.uint64) & np.uint64(0x7F)) << shift.astype(np.uint64)
+  return np.add.reduceat(parts, starts).view(np.int64)
+
+
+def int64_feature(values: np.ndarray) -> bytes:
+  """An Int64List Feature (packed varints)."""
+  packed = encode_varints(values)
+  inner = _len_field(_LEN1, len(packed)) + packed if packed else b''
+  return _len_field(_LEN3, len(inner)) + inner
+
+
 def bool_feature(flags: np.ndarray) -> bytes:
   """An Int64List Feature of 0/1 values (packed; one byte each)."""
   packed = np.ascontiguousarray(flags, dtype=bool).view(np.uint8).tobytes()
@@ -219,22 +263,15 @@ def fixed_entries(payload: memoryview, n: int, size: int) -> np.ndarray | None:
 
 def int64_values(payload: memoryview) -> np.ndarray:
   """The values of an Int64List payload (packed or not)."""
-  values = []
+  chunks = []
   for num, wt, v in _fields(payload, 0, len(payload)):
     if num != 1:
       continue
     if wt == 0:
-      values.append(v)
+      chunks.append(np.asarray([v], dtype=np.uint64).view(np.int64))
     elif wt == 2:
       s, e = v
-      raw = payload[s:e]
-      arr = np.frombuffer(raw, dtype=np.uint8)
-      if arr.size and arr.max() < 0x80:  # every varint is one byte
-        values.extend(arr.tolist())
-      else:
-        pos = 0
-        while pos < len(raw):
-          x, pos = _read_varint(raw, pos)
-          values.append(x)
-  out = np.asarray(values, dtype=np.uint64).view(np.int64) if values else np.zeros(0, np.int64)
-  return out
+      chunks.append(decode_varints(np.frombuffer(payload[s:e], dtype=np.uint8)))
+  if not chunks:
+    return np.zeros(0, np.int64)
+  return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)

@@ -33,7 +33,7 @@ from envlogger.backends import _example_wire as wire
 # Numeric leaves at least this large per step are zlib-compressed.
 ZLIB_MIN_BYTES = 128
 ZLIB_LEVEL = 1
-BYTES, ZLIB = 'bytes', 'zlib'
+BYTES, ZLIB, INT64 = 'bytes', 'zlib', 'none'
 
 
 def leaf_kind(spec: specs.Array) -> str:
@@ -46,11 +46,18 @@ def leaf_kind(spec: specs.Array) -> str:
 
 
 def default_encoding(spec: specs.Array) -> str | None:
-  """The TFDS Tensor encoding of a numeric leaf (None for bool/strings)."""
+  """The TFDS Tensor encoding of a numeric leaf (None for bool/strings).
+
+  Small integer leaves are 'none' (an Int64List of varints: 1 byte for an
+  action in [0, 127] instead of 8, and exact for every integer dtype); small
+  float leaves 'bytes' (raw: float64 stays exact); large leaves 'zlib'.
+  """
   if leaf_kind(spec) != 'raw':
     return None
   nbytes = int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize
-  return ZLIB if nbytes >= ZLIB_MIN_BYTES else BYTES
+  if nbytes >= ZLIB_MIN_BYTES:
+    return ZLIB
+  return INT64 if np.dtype(spec.dtype).kind in 'iu' else BYTES
 
 
 class _Leaf:
@@ -200,6 +207,8 @@ def _encode_column(leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
     if leaf.encoding == ZLIB:
       rows = col.reshape(n, -1).view(np.uint8) if n else col
       return wire.bytes_feature([zlib.compress(row, ZLIB_LEVEL) for row in rows])
+    if leaf.encoding == INT64:
+      return wire.int64_feature(col)
     return wire.bytes_feature_fixed(col, n)
   if leaf.kind == 'bool':
     return wire.bool_feature(col.ravel())
@@ -215,6 +224,11 @@ def _decode_column(leaf: _Leaf, feats, n: int) -> np.ndarray:
     if leaf.encoding == ZLIB:
       raw = b''.join(zlib.decompress(e) for e in wire.bytes_entries(payload))
       return np.frombuffer(raw, dtype=leaf.dtype).reshape(shape)
+    if leaf.encoding == INT64:
+      values = wire.int64_values(payload)
+      if leaf.dtype == np.uint64:
+        return values.view(np.uint64).reshape(shape)
+      return values.astype(leaf.dtype).reshape(shape)
     rows = wire.fixed_entries(payload, n, leaf.step_nbytes)
     if rows is None:  # not our layout (e.g. written by other tools)
       rows = bytearray().join(wire.bytes_entries(payload))
