@@ -32,6 +32,8 @@ def test_write_error_surfaces_at_next_step_and_keeps_earlier_episodes():
   env = envlogger.EnvLogger(catch_env.Catch(), backend=backend)
   _episode(env)
   _episode(env)  # its write fails in the background
+  # Let the background batch run (the test reaches into the worker for timing only).
+  backend._worker.dispatch()
   backend._worker._queue.join()
   with pytest.raises(_worker.WriteError, match='No space left') as err:
     env.reset()
@@ -39,6 +41,17 @@ def test_write_error_surfaces_at_next_step_and_keeps_earlier_episodes():
   _episode(env)  # the logger keeps working after reporting the error
   env.close()
   assert len(backend.episodes) == 2
+
+
+def test_write_error_surfaces_at_flush():
+  backend = _FailingBackend()
+  env = envlogger.EnvLogger(catch_env.Catch(), backend=backend)
+  _episode(env)
+  _episode(env)
+  with pytest.raises(_worker.WriteError, match='No space left'):
+    backend.flush()
+  env.close()
+  assert len(backend.episodes) == 1
 
 
 def test_writes_happen_off_the_calling_thread_in_order():

@@ -48,10 +48,12 @@ class BackendWriter(abc.ABC):
       reset).
     async_writes: encode and write finished episodes in a background thread
       (default), so the env loop does not wait for them; errors surface at the
-      next `record_step`. False writes each episode before the step that
-      finished it returns.
-    max_queued_episodes: finished episodes that may wait for the background
-      writer before `record_step` blocks (back-pressure bounds memory).
+      next `record_step`. Episodes are handed over in batches of up to 64
+      episodes or 8 MiB of raw data (and on `flush()`/`close()`), so up to that
+      much finished data can be in memory only. False writes each episode
+      before the step that finished it returns.
+    max_queued_episodes: batches that may wait for the background writer
+      before `record_step` blocks (back-pressure bounds memory).
   """
 
   def __init__(
@@ -243,7 +245,7 @@ class BackendWriter(abc.ABC):
     def write() -> None:
       self._write_episode(rlds.conform(builder.finish(cut_short), casters))
 
-    self._worker.submit(write, f'writing episode {builder.episode_id}')
+    self._worker.submit(write, f'writing episode {builder.episode_id}', nbytes=builder.nbytes)
 
   def _flush_pending(self) -> None:
     pending, self._pending = self._pending, []
