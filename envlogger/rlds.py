@@ -209,6 +209,13 @@ class EpisodeBuilder:
     )
 
 
+def scalarize(x: Any) -> Any:
+  """0-d arrays become numpy scalars (or str/bytes); other values are unchanged."""
+  if isinstance(x, np.ndarray) and x.ndim == 0:
+    return x[()]
+  return x
+
+
 def conform(episode: Episode, casters: Casters) -> Episode:
   """Adds an all-None custom data column to an episode finished before its spec was known."""
   if casters.custom_data is not None and 'custom_data' not in episode.columns:

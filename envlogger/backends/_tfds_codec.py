@@ -190,15 +190,8 @@ class Codec:
       return None
     if not _flags(feats, S.HAS_EPISODE_METADATA)[0]:
       return None
-    values = [scalarize(_decode_column(leaf, feats, 1)[0]) for leaf in self.meta_leaves]
+    values = [rlds.scalarize(_decode_column(leaf, feats, 1)[0]) for leaf in self.meta_leaves]
     return self.casters.episode_metadata.unflatten(values)
-
-
-def scalarize(x: Any) -> Any:
-  """0-d arrays become numpy scalars (or str/bytes); others are unchanged."""
-  if isinstance(x, np.ndarray) and x.ndim == 0:
-    return x[()]
-  return x
 
 
 def _encode_column(leaf: _Leaf, col: np.ndarray, n: int) -> bytes:

@@ -159,7 +159,7 @@ class BackendWriter(abc.ABC):
     if self._casters.episode_metadata is None:
       self._learn_episode_metadata_spec(data)
     leaves = self._casters.episode_metadata(data)
-    self._builder.metadata = self._casters.episode_metadata.unflatten([_scalarize(x) for x in leaves])
+    self._builder.metadata = self._casters.episode_metadata.unflatten([rlds.scalarize(x) for x in leaves])
 
   def close(self) -> None:
     """Writes the episode in flight (cut short) and anything pending; idempotent."""
@@ -254,9 +254,3 @@ class BackendWriter(abc.ABC):
       self._worker.submit(
         lambda ep=ep: self._write_episode(rlds.conform(ep, casters)), f'writing episode {ep.episode_id}'
       )
-
-
-def _scalarize(x: Any) -> Any:
-  if hasattr(x, 'ndim') and x.ndim == 0:
-    return x[()]
-  return x
