@@ -104,11 +104,11 @@ with envlogger.EnvLogger(catch_env.Catch(), data_directory={str(tmp_path)!r}) as
     env.step(np.random.randint(3))
 r = envlogger.Reader({str(tmp_path)!r})
 assert len(r.steps) > 0 and r.steps[-1] is not None
-print('TF', 'tensorflow' in sys.modules)
+print('TF', 'tensorflow' in sys.modules, 'TFDS', 'tensorflow_datasets' in sys.modules)
 """
   proc = run_python(code)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'TF False' in proc.stdout
+  assert 'TF False TFDS False' in proc.stdout  # neither is imported to log or read
 
 
 def test_reader_tf_dataset_view(tmp_path):
