@@ -243,7 +243,18 @@ def parse_example(data: bytes) -> dict[str, tuple[int, memoryview]]:
 
 def bytes_entries(payload: memoryview) -> list[memoryview]:
   """The entries of a BytesList payload."""
-  return [payload[s:e] for num, wt, (s, e) in _fields(payload, 0, len(payload)) if num == 1 and wt == 2]
+  out = []
+  pos, end = 0, len(payload)
+  while pos < end:
+    tag = payload[pos]
+    pos += 1
+    length, pos = _read_varint(payload, pos)
+    if pos + length > end or tag & 7 != 2:
+      raise WireError('malformed BytesList')
+    if tag == _LEN1:
+      out.append(payload[pos : pos + length])
+    pos += length
+  return out
 
 
 def fixed_entries(payload: memoryview, n: int, size: int) -> np.ndarray | None:
@@ -263,6 +274,9 @@ def fixed_entries(payload: memoryview, n: int, size: int) -> np.ndarray | None:
 
 def int64_values(payload: memoryview) -> np.ndarray:
   """The values of an Int64List payload (packed or not)."""
+  if len(payload) >= 2 and payload[0] == _LEN1 and payload[1] < 0x80 and payload[1] + 2 == len(payload):
+    # The common case, as we write it: one packed field shorter than 128 bytes.
+    return decode_varints(np.frombuffer(payload[2:], dtype=np.uint8))
   chunks = []
   for num, wt, v in _fields(payload, 0, len(payload)):
     if num != 1:
