@@ -137,3 +137,22 @@ def test_flush_scheduler_publishes(tmp_path):
   info = json.loads(Path(d, 'envlogger', '1.0.0', 'dataset_info.json').read_text())
   assert sum(int(x) for x in info['splits'][0]['shardLengths']) == 3
   env.close()
+
+
+def test_reader_rebuilds_a_missing_index_and_ignores_a_torn_tail(tmp_path):
+  d = str(tmp_path)
+  with envlogger.EnvLogger(catch_env.Catch(seed=3), data_directory=d, max_episodes_per_file=4) as env:
+    _episodes(env, 6)
+  with envlogger.Reader(d) as r:
+    expected = [ep.as_rlds()['steps']['observation'] for ep in r.episodes]
+  ds_dir = Path(d, 'envlogger', '1.0.0')
+  (ds_dir / 'envlogger_index' / 'envlogger-train.tfrecord-00001.jsonl').unlink()
+  index0 = ds_dir / 'envlogger_index' / 'envlogger-train.tfrecord-00000.jsonl'
+  index0.write_text(''.join(index0.read_text().splitlines(keepends=True)[:2]))  # lost index lines
+  with open(ds_dir / 'envlogger-train.tfrecord-00001', 'ab') as f:
+    f.write(b'\x10\x00\x00\x00\x00\x00\x00\x00partial')  # a frame cut by a crash
+  with envlogger.Reader(d) as r:
+    assert len(r.episodes) == 6
+    assert list(r.episode_lengths()) == [10] * 6
+    for ep, obs in zip(r.episodes, expected):
+      np.testing.assert_array_equal(ep.as_rlds()['steps']['observation'], obs)
