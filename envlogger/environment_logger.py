@@ -218,11 +218,14 @@ class EnvLogger(dm_env.Environment):
     custom = self._step_fn(timestep, action, self._environment) if self._step_fn else None
     meta = self._episode_fn(timestep, action, self._environment) if self._episode_fn else None
     data = StepData(timestep, None if first else action, custom)
+    backend = self._backend
     if first:
-      self._backend.record_step(data, is_new_episode=True)
-      self._backend.set_episode_metadata(meta)
+      backend.record_step(data, is_new_episode=True)
+      if meta is not None:
+        backend.set_episode_metadata(meta)
     else:
       # Metadata first: a LAST step finishes (and writes) the episode.
-      self._backend.set_episode_metadata(meta)
-      self._backend.record_step(data, is_new_episode=False)
+      if meta is not None:
+        backend.set_episode_metadata(meta)
+      backend.record_step(data, is_new_episode=False)
     self._in_episode = not timestep.last()
