@@ -97,29 +97,6 @@ class Schema:
       'discount_spec': self.discount_spec,
     }
 
-  def step_fields(self) -> dict[str, Any]:
-    """RLDS step field name -> spec nest, user fields included."""
-    out = {
-      OBSERVATION: self.observation_spec,
-      ACTION: self.action_spec,
-      REWARD: self.reward_spec,
-      DISCOUNT: self.discount_spec,
-    }
-    out.update(_user_fields(self.custom_data_spec, self.custom_data_layout, CUSTOM_DATA))
-    return out
-
-  def episode_fields(self) -> dict[str, Any]:
-    """Top-level RLDS episode field name -> spec nest (user metadata only)."""
-    return _user_fields(self.episode_metadata_spec, self.episode_metadata_layout, EPISODE_METADATA)
-
-
-def _user_fields(spec: Any, layout: str, single_name: str) -> dict[str, Any]:
-  if spec is None:
-    return {}
-  if layout == FIELDS:
-    return dict(spec)
-  return {single_name: spec}
-
 
 def layout_for(value: Any) -> str:
   return FIELDS if isinstance(value, Mapping) and value else VALUE

@@ -54,7 +54,7 @@ def _make_backend(backend: Any, data_directory: str | None, scheduler, backend_k
     if name == 'in_memory':
       from envlogger.backends import in_memory  # noqa: PLC0415
 
-      unknown = sorted(set(backend_kwargs) - {'max_episode_bytes', 'async_writes', 'max_queued_episodes'})
+      unknown = sorted(set(backend_kwargs) - {'max_episode_bytes', 'async_writes', 'max_queued_batches'})
       if unknown:
         raise ValueError(f'Unknown options of the in-memory backend: {unknown}.')
       return in_memory.InMemoryBackendWriter(scheduler=scheduler, **backend_kwargs)

@@ -41,10 +41,6 @@ def is_leaf_spec(x: Any) -> bool:
   return isinstance(x, specs.Array)
 
 
-def is_string_spec(spec: specs.Array) -> bool:
-  return isinstance(spec, specs.StringArray)
-
-
 def flatten_with_names(nest: Any) -> list[tuple[str, Any]]:
   """Flattens a nest into `(name, leaf)` pairs; names join keys with '/'.
 

@@ -62,7 +62,7 @@ def test_writes_happen_off_the_calling_thread_in_order():
       threads.append(threading.current_thread().name)
       super()._write_episode(episode)
 
-  backend = Backend(max_queued_episodes=1)
+  backend = Backend(max_queued_batches=1)
   with envlogger.EnvLogger(catch_env.Catch(), backend=backend) as env:
     for _ in range(20):
       _episode(env)

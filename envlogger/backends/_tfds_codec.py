@@ -158,15 +158,14 @@ class Codec:
 
   # -- decoding ---------------------------------------------------------------
 
-  def decode(self, data: bytes, fields=None) -> rlds.Episode:
-    """Decodes an Example; `fields` limits which step fields are decoded."""
+  def decode(self, data: bytes) -> rlds.Episode:
+    """Decodes an Example into an episode's columns."""
     feats = wire.parse_example(data)
     is_first = _flags(feats, f'{S.STEPS}/{S.IS_FIRST}')
     n = len(is_first)
     columns = {}
     for field, leaves in self.step_leaves.items():
-      if fields is None or field in fields:
-        columns[field] = [_decode_column(leaf, feats, n) for leaf in leaves]
+      columns[field] = [_decode_column(leaf, feats, n) for leaf in leaves]
     has_custom = None
     if self.schema.custom_data_spec is not None:
       has_custom = _flags(feats, f'{S.STEPS}/{S.HAS_CUSTOM_DATA}')

@@ -52,7 +52,7 @@ class BackendWriter(abc.ABC):
       episodes or 8 MiB of raw data (and on `flush()`/`close()`), so up to that
       much finished data can be in memory only. False writes each episode
       before the step that finished it returns.
-    max_queued_episodes: batches that may wait for the background writer
+    max_queued_batches: batches that may wait for the background writer
       before `record_step` blocks (back-pressure bounds memory).
   """
 
@@ -61,7 +61,7 @@ class BackendWriter(abc.ABC):
     scheduler: Scheduler | None = None,
     max_episode_bytes: int = DEFAULT_MAX_EPISODE_BYTES,
     async_writes: bool = True,
-    max_queued_episodes: int = 2,
+    max_queued_batches: int = 2,
   ):
     if int(max_episode_bytes) <= 0:
       raise ValueError(f'max_episode_bytes must be positive, got {max_episode_bytes!r}.')
@@ -77,7 +77,7 @@ class BackendWriter(abc.ABC):
     self._pending: list[rlds.Episode] = []
     self._episode_counter = 0
     self._closed = False
-    self._worker = _worker.Worker(asynchronous=async_writes, max_queued=max_queued_episodes)
+    self._worker = _worker.Worker(asynchronous=async_writes, max_queued=max_queued_batches)
     self.metadata: dict[str, Any] = {}
 
   # -- the seam EnvLogger uses ------------------------------------------------

@@ -42,7 +42,7 @@ class _InMemorySource(source.LogSource):
   def episode_lengths(self) -> np.ndarray:
     return np.asarray([e.num_steps for e in self._writer.episodes], dtype=np.int64)
 
-  def read_episode(self, index: int, fields=None) -> rlds.Episode:
+  def read_episode(self, index: int) -> rlds.Episode:
     return self._writer.episodes[index]
 
   def runs(self) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ class LogSource(abc.ABC):
     """Recorded steps of every episode, as an int64 array (no decoding)."""
 
   @abc.abstractmethod
-  def read_episode(self, index: int, fields=None) -> rlds.Episode:
+  def read_episode(self, index: int) -> rlds.Episode:
     """Decodes episode `index` (0 <= index < num_episodes)."""
 
   def read_episode_metadata(self, index: int) -> Any:

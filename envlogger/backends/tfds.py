@@ -72,7 +72,7 @@ class TFDSBackendWriter(base.BackendWriter):
       episode; True republishes the TFDS metadata (dataset_info.json) so
       `tfds.load` sees every episode written so far.
     description: text stored in dataset_info.json.
-    max_episode_bytes, async_writes, max_queued_episodes: see `BackendWriter`.
+    max_episode_bytes, async_writes, max_queued_batches: see `BackendWriter`.
   """
 
   def __init__(
@@ -89,13 +89,13 @@ class TFDSBackendWriter(base.BackendWriter):
     description: str | None = None,
     max_episode_bytes: int = base.DEFAULT_MAX_EPISODE_BYTES,
     async_writes: bool = True,
-    max_queued_episodes: int = 2,
+    max_queued_batches: int = 2,
   ):
     super().__init__(
       scheduler=scheduler,
       max_episode_bytes=max_episode_bytes,
       async_writes=async_writes,
-      max_queued_episodes=max_queued_episodes,
+      max_queued_batches=max_queued_batches,
     )
     if not data_directory:
       raise ValueError('data_directory is required for the TFDS backend.')
@@ -430,7 +430,7 @@ class TFDSLogSource(source.LogSource):
   def _read_record_episode(self, index: int) -> rlds.Episode:
     return self._codec.decode(self._read_record(index))
 
-  def read_episode(self, index: int, fields=None) -> rlds.Episode:
+  def read_episode(self, index: int) -> rlds.Episode:
     ep = self._cache.get(index)
     if ep is not None:
       self._cache.move_to_end(index)
