@@ -202,8 +202,8 @@ class Reader:
 
   def _step(self, i: int) -> StepData:
     e = bisect.bisect_right(self._starts_list, i) - 1
-    ep = self._source.read_episode(e)
-    return rlds.to_step_data(ep, i - self._starts_list[e], self._source.casters)
+    ep, k = self._source.read_step(e, i - self._starts_list[e])
+    return rlds.to_step_data(ep, k, self._source.casters)
 
   def episode_metadata(self) -> Sequence[Any]:
     """A lazy sequence of every episode's metadata (None where there is none)."""

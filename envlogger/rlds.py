@@ -248,7 +248,13 @@ def _getter(caster: specs_lib.LeafCaster, cols: list[np.ndarray]):
 
 
 def iter_step_data(episode: Episode, casters: Casters, indexes: range) -> Iterator[StepData]:
-  """The StepData of recorded RLDS steps `indexes` of `episode` (see `to_step_data`)."""
+  """The StepData of recorded RLDS steps `indexes` of `episode` (see `to_step_data`).
+
+  `episode` may be a window of a longer episode (a decoded range of its
+  steps): the step types come from its `is_first`/`is_last` flags, and a step
+  other than the episode's first needs the window's previous row (the action,
+  reward and discount that led to it).
+  """
   n = episode.num_steps
   cols = episode.columns
   obs = _getter(casters.observation, cols['observation'])
@@ -257,6 +263,7 @@ def iter_step_data(episode: Episode, casters: Casters, indexes: range) -> Iterat
   action = _getter(casters.action, cols['action'])
   mask = episode.has_custom_data
   custom = _getter(casters.custom_data, cols['custom_data']) if mask is not None else None
+  firsts, lasts = episode.is_first, episode.is_last
   last_type = dm_env.StepType.MID if episode.cut_short else dm_env.StepType.LAST
   first, mid = dm_env.StepType.FIRST, dm_env.StepType.MID
   time_step, step_data = dm_env.TimeStep, StepData
@@ -265,10 +272,12 @@ def iter_step_data(episode: Episode, casters: Casters, indexes: range) -> Iterat
       raise IndexError(f'step {k} out of range for an episode of {n} steps')
     k %= n
     c = custom(k) if mask is not None and mask[k] else None
-    if k == 0:
-      yield step_data(time_step(first, None, None, obs(0)), None, c)
+    if firsts[k]:
+      yield step_data(time_step(first, None, None, obs(k)), None, c)
+    elif k == 0:
+      raise ValueError('a window of an episode must start at the first step or one step earlier')
     else:
-      step_type = last_type if k == n - 1 else mid
+      step_type = last_type if lasts[k] else mid
       ts = time_step(step_type, reward(k - 1), discount(k - 1), obs(k))
       yield step_data(ts, action(k - 1), c)
 

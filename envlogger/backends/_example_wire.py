@@ -181,17 +181,23 @@ def _fields(buf: memoryview, start: int, end: int):
 def parse_example(data: bytes) -> dict[str, tuple[int, memoryview]]:
   """Maps each feature key to (kind, payload): kind 1 bytes, 2 float, 3 int64 list.
 
-  Written as one flat loop (no generator per nesting level): this runs once
-  per episode read, and its cost is most of a random step's.
+  Written as one flat loop with lengths below 128 (one varint byte) read
+  inline: this runs once per episode read, and Python function calls would
+  be most of its cost. Payloads are zero-copy views of `data`.
   """
   buf = memoryview(data)
-  end = len(buf)
+  if not isinstance(data, bytes):
+    data = bytes(data)
+  end = len(data)
   out = {}
   pos = 0
   while pos < end:  # Example: field 1 = Features
-    tag = buf[pos]
-    pos += 1
-    length, pos = _read_varint(buf, pos)
+    tag = data[pos]
+    length = data[pos + 1] if pos + 1 < end else 0x80
+    if length < 0x80:
+      pos += 2
+    else:
+      length, pos = _read_varint(buf, pos + 1)
     if tag != _LEN1:
       if tag & 7 != 2:
         raise WireError(f'unexpected field tag {tag} in Example')
@@ -201,9 +207,12 @@ def parse_example(data: bytes) -> dict[str, tuple[int, memoryview]]:
     if fend > end:
       raise WireError('Features runs past the Example')
     while pos < fend:  # Features: field 1 = map entry
-      tag = buf[pos]
-      pos += 1
-      length, pos = _read_varint(buf, pos)
+      tag = data[pos]
+      length = data[pos + 1] if pos + 1 < fend else 0x80
+      if length < 0x80:
+        pos += 2
+      else:
+        length, pos = _read_varint(buf, pos + 1)
       eend = pos + length
       if eend > fend:
         raise WireError('feature entry runs past Features')
@@ -213,19 +222,25 @@ def parse_example(data: bytes) -> dict[str, tuple[int, memoryview]]:
       key = None
       kind, payload = 0, buf[0:0]
       while pos < eend:  # entry: 1 = key, 2 = Feature
-        tag = buf[pos]
-        pos += 1
-        length, pos = _read_varint(buf, pos)
+        tag = data[pos]
+        length = data[pos + 1] if pos + 1 < eend else 0x80
+        if length < 0x80:
+          pos += 2
+        else:
+          length, pos = _read_varint(buf, pos + 1)
         if pos + length > eend:
           raise WireError('field runs past its feature entry')
         if tag == _LEN1:
-          key = bytes(buf[pos : pos + length]).decode()
+          key = data[pos : pos + length].decode()
         elif tag == _LEN2:
           f, fe = pos, pos + length
           while f < fe:  # Feature: 1 bytes_list, 2 float_list, 3 int64_list
-            ktag = buf[f]
-            f += 1
-            klen, f = _read_varint(buf, f)
+            ktag = data[f]
+            klen = data[f + 1] if f + 1 < fe else 0x80
+            if klen < 0x80:
+              f += 2
+            else:
+              klen, f = _read_varint(buf, f + 1)
             if f + klen > fe or ktag & 7 != 2:
               raise WireError('malformed Feature')
             kind, payload = ktag >> 3, buf[f : f + klen]
@@ -242,13 +257,16 @@ def parse_example(data: bytes) -> dict[str, tuple[int, memoryview]]:
 
 
 def bytes_entries(payload: memoryview) -> list[memoryview]:
-  """The entries of a BytesList payload."""
+  """The entries of a BytesList payload (zero-copy views)."""
   out = []
   pos, end = 0, len(payload)
   while pos < end:
     tag = payload[pos]
-    pos += 1
-    length, pos = _read_varint(payload, pos)
+    length = payload[pos + 1] if pos + 1 < end else 0x80
+    if length < 0x80:  # one-byte length, read inline (the common case)
+      pos += 2
+    else:
+      length, pos = _read_varint(payload, pos + 1)
     if pos + length > end or tag & 7 != 2:
       raise WireError('malformed BytesList')
     if tag == _LEN1:
@@ -266,17 +284,20 @@ def fixed_entries(payload: memoryview, n: int, size: int) -> np.ndarray | None:
   row = len(head) + size
   if len(payload) != n * row:
     return None
-  rows = np.frombuffer(payload, dtype=np.uint8).reshape(n, row)
-  if n and not (rows[:, : len(head)] == np.frombuffer(head, dtype=np.uint8)).all():
-    return None
-  return rows[:, len(head) :]
+  for j in range(len(head)):  # every entry starts with the same tag and length
+    if payload[j::row] != head[j : j + 1] * n:
+      return None
+  return np.frombuffer(payload, dtype=np.uint8).reshape(n, row)[:, len(head) :]
 
 
 def int64_values(payload: memoryview) -> np.ndarray:
   """The values of an Int64List payload (packed or not)."""
   if len(payload) >= 2 and payload[0] == _LEN1 and payload[1] < 0x80 and payload[1] + 2 == len(payload):
     # The common case, as we write it: one packed field shorter than 128 bytes.
-    return decode_varints(np.frombuffer(payload[2:], dtype=np.uint8))
+    packed = bytes(payload[2:])
+    if packed.isascii():  # every value is one byte (0..127): flags, small actions
+      return np.frombuffer(packed, dtype=np.uint8).astype(np.int64)
+    return decode_varints(np.frombuffer(packed, dtype=np.uint8))
   chunks = []
   for num, wt, v in _fields(payload, 0, len(payload)):
     if num != 1:

@@ -14,7 +14,8 @@ matching features.json):
   become `FeaturesDict`s keyed '0', '1', ... and are restored from the stored
   specs on read.
 
-Encoding and decoding work on whole columns (`_example_wire`), not per step.
+Encoding and decoding work on whole columns (`_example_wire`), not per step;
+decoding can also take a window of steps (what a random step read needs).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from envlogger import _schema as S
 from envlogger import rlds
 from envlogger import specs as specs_lib
 from envlogger.backends import _example_wire as wire
+from envlogger.backends._example_wire import WireError
 
 # Numeric leaves at least this large per step are zlib-compressed.
 ZLIB_MIN_BYTES = 128
@@ -61,7 +63,7 @@ def default_encoding(spec: specs.Array) -> str | None:
 
 
 class _Leaf:
-  __slots__ = ('key', 'spec', 'kind', 'encoding', 'dtype', 'shape', 'step_nbytes')
+  __slots__ = ('key', 'spec', 'kind', 'encoding', 'dtype', 'shape', 'size', 'step_nbytes')
 
   def __init__(self, key: str, spec: specs.Array, encoding: str | None):
     self.key = key
@@ -70,7 +72,8 @@ class _Leaf:
     self.encoding = encoding
     self.shape = tuple(spec.shape)
     self.dtype = np.dtype(spec.dtype) if self.kind in ('raw', 'bool') else np.dtype(object)
-    self.step_nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+    self.size = int(np.prod(self.shape, dtype=np.int64))  # values per step
+    self.step_nbytes = self.size * self.dtype.itemsize
 
 
 def step_field_prefixes(schema: S.Schema):
@@ -158,22 +161,35 @@ class Codec:
 
   # -- decoding ---------------------------------------------------------------
 
-  def decode(self, data: bytes) -> rlds.Episode:
-    """Decodes an Example into an episode's columns."""
+  def decode(self, data: bytes, rows: tuple[int, int] | None = None) -> rlds.Episode:
+    """Decodes an Example into an episode's columns.
+
+    Args:
+      data: a serialized Example.
+      rows: (lo, hi) to decode only steps lo..hi-1 (a window of the episode:
+        its columns and flags hold those steps only, and only their zlib
+        entries are decompressed); None for every step.
+
+    Raises:
+      WireError: the bytes are not an episode of this schema.
+    """
     feats = wire.parse_example(data)
     is_first = _flags(feats, f'{S.STEPS}/{S.IS_FIRST}')
     n = len(is_first)
+    lo, hi = (0, n) if rows is None else rows
+    if not 0 <= lo <= hi <= n:
+      raise ValueError(f'rows {rows} out of range for an episode of {n} steps')
     columns = {}
     for field, leaves in self.step_leaves.items():
-      columns[field] = [_decode_column(leaf, feats, n) for leaf in leaves]
+      columns[field] = [_decode_column(leaf, feats, n, lo, hi) for leaf in leaves]
     has_custom = None
     if self.schema.custom_data_spec is not None:
-      has_custom = _flags(feats, f'{S.STEPS}/{S.HAS_CUSTOM_DATA}')
+      has_custom = _flags(feats, f'{S.STEPS}/{S.HAS_CUSTOM_DATA}')[lo:hi]
     return rlds.Episode(
       columns=columns,
-      is_first=is_first,
-      is_last=_flags(feats, f'{S.STEPS}/{S.IS_LAST}'),
-      is_terminal=_flags(feats, f'{S.STEPS}/{S.IS_TERMINAL}'),
+      is_first=is_first[lo:hi],
+      is_last=_flags(feats, f'{S.STEPS}/{S.IS_LAST}')[lo:hi],
+      is_terminal=_flags(feats, f'{S.STEPS}/{S.IS_TERMINAL}')[lo:hi],
       has_custom_data=has_custom,
       metadata=self._decode_metadata(feats),
       episode_id=_string(feats, S.EPISODE_ID),
@@ -189,7 +205,7 @@ class Codec:
       return None
     if not _flags(feats, S.HAS_EPISODE_METADATA)[0]:
       return None
-    values = [rlds.scalarize(_decode_column(leaf, feats, 1)[0]) for leaf in self.meta_leaves]
+    values = [rlds.scalarize(_decode_column(leaf, feats, 1, 0, 1)[0]) for leaf in self.meta_leaves]
     return self.casters.episode_metadata.unflatten(values)
 
 
@@ -209,40 +225,62 @@ def _encode_column(leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
   return wire.bytes_feature(list(col.ravel()))
 
 
-def _decode_column(leaf: _Leaf, feats, n: int) -> np.ndarray:
-  shape = (n, *leaf.shape)
-  kind, payload = feats.get(leaf.key, (0, memoryview(b'')))
-  if leaf.kind == 'raw':
-    if leaf.encoding == ZLIB:
-      raw = b''.join(zlib.decompress(e) for e in wire.bytes_entries(payload))
-      return np.frombuffer(raw, dtype=leaf.dtype).reshape(shape)
-    if leaf.encoding == INT64:
-      values = wire.int64_values(payload)
-      if leaf.dtype == np.uint64:
-        return values.view(np.uint64).reshape(shape)
-      return values.astype(leaf.dtype).reshape(shape)
-    rows = wire.fixed_entries(payload, n, leaf.step_nbytes)
-    if rows is None:  # not our layout (e.g. written by other tools)
-      rows = bytearray().join(wire.bytes_entries(payload))
-      return np.frombuffer(rows, dtype=leaf.dtype).reshape(shape)
-    # A writable copy (one memcpy): callers may modify what they read.
-    return rows.copy().view(leaf.dtype).reshape(shape)
-  if leaf.kind == 'bool':
-    return wire.int64_values(payload).astype(bool).reshape(shape)
-  entries = wire.bytes_entries(payload)
-  out = np.empty(len(entries), dtype=object)
-  if leaf.kind == 'str':
-    out[:] = [bytes(e).decode('utf-8') for e in entries]
+def _payload(feats, key: str) -> memoryview:
+  entry = feats.get(key)
+  if entry is None:
+    raise WireError(f'the record has no feature {key!r}')
+  return entry[1]
+
+
+def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
+  """Steps lo..hi-1 of a leaf's column, as a writable array (callers may modify it)."""
+  shape = (hi - lo, *leaf.shape)
+  payload = _payload(feats, leaf.key)
+  if leaf.kind == 'raw' and leaf.encoding != INT64:
+    if leaf.encoding == BYTES:
+      rows = wire.fixed_entries(payload, n, leaf.step_nbytes)  # our layout: a zero-copy view
+      if rows is not None:
+        return rows[lo:hi].copy().view(leaf.dtype).reshape(shape)
+    entries = wire.bytes_entries(payload)
+    if len(entries) == n:  # one entry per step, as TFDS writes Tensor(encoding=...)
+      if leaf.encoding == ZLIB:
+        try:
+          raw = bytearray().join([zlib.decompress(e) for e in entries[lo:hi]])
+        except zlib.error as e:
+          raise WireError(f'feature {leaf.key!r}: {e}') from None
+      else:
+        raw = bytearray().join(entries[lo:hi])
+      if len(raw) == (hi - lo) * leaf.step_nbytes:
+        return np.frombuffer(raw, dtype=leaf.dtype).reshape(shape)
+    raise WireError(
+      f'feature {leaf.key!r} holds {len(entries)} entries (after decompression: not {n} of'
+      f' {leaf.step_nbytes} bytes each)'
+    )
+  size = leaf.size
+  if leaf.kind in ('str', 'bytes'):
+    values = wire.bytes_entries(payload)
   else:
-    out[:] = [bytes(e) for e in entries]
+    values = wire.int64_values(payload)
+  if len(values) != n * size:
+    raise WireError(f'feature {leaf.key!r} holds {len(values)} values; expected {n * size}')
+  values = values[lo * size : hi * size]
+  if leaf.kind == 'raw':  # integers stored as an Int64List
+    if leaf.dtype == np.uint64:
+      return values.view(np.uint64).reshape(shape)
+    return values.astype(leaf.dtype, copy=False).reshape(shape)
+  if leaf.kind == 'bool':
+    return values.astype(bool).reshape(shape)
+  out = np.empty(len(values), dtype=object)
+  out[:] = [bytes(v).decode('utf-8') for v in values] if leaf.kind == 'str' else [bytes(v) for v in values]
   return out.reshape(shape)
 
 
 def _flags(feats, key: str) -> np.ndarray:
-  kind, payload = feats[key]
-  return wire.int64_values(payload).astype(bool)
+  return wire.int64_values(_payload(feats, key)).astype(bool)
 
 
 def _string(feats, key: str) -> str:
-  kind, payload = feats[key]
-  return bytes(wire.bytes_entries(payload)[0]).decode()
+  values = wire.bytes_entries(_payload(feats, key))
+  if len(values) != 1:
+    raise WireError(f'feature {key!r} holds {len(values)} values; expected 1')
+  return bytes(values[0]).decode()

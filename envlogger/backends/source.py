@@ -29,6 +29,14 @@ class LogSource(abc.ABC):
   def read_episode(self, index: int) -> rlds.Episode:
     """Decodes episode `index` (0 <= index < num_episodes)."""
 
+  def read_step(self, index: int, k: int) -> tuple[rlds.Episode, int]:
+    """What `rlds.to_step_data` needs for step k (0 <= k < length) of episode `index`.
+
+    Returns (episode or a window of it, position of step k in it). Sources that
+    can decode part of an episode override this to decode only steps k-1 and k.
+    """
+    return self.read_episode(index), k
+
   def read_episode_metadata(self, index: int) -> Any:
     return self.read_episode(index).metadata
 

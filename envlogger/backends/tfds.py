@@ -441,6 +441,13 @@ class TFDSLogSource(source.LogSource):
       self._cache.popitem(last=False)
     return ep
 
+  def read_step(self, index: int, k: int) -> tuple[rlds.Episode, int]:
+    ep = self._cache.get(index)
+    if ep is not None:
+      return ep, k
+    lo = max(k - 1, 0)  # step k's action, reward and discount are in row k-1
+    return self._codec.decode(self._read_record(index), rows=(lo, k + 1)), k - lo
+
   def read_episode_metadata(self, index: int) -> Any:
     if self.schema.episode_metadata_spec is None:
       return None
