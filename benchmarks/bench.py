@@ -376,6 +376,25 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any]) -> li
   return metrics
 
 
+LARGE_LOG_EPISODES = 10_000
+
+
+def measure_open_large(work: str, repeats: int) -> list[Metric]:
+  """Opening a log of 10k Catch-like episodes (index read, no decoding), imports excluded."""
+  log_dir = os.path.join(work, 'large')
+  env = envs.ENVS['catch']()
+  with envlogger.EnvLogger(env, data_directory=log_dir) as logger:
+    for _ in range(LARGE_LOG_EPISODES):
+      ts = logger.reset()
+      while not ts.last():
+        ts = logger.step(1)
+  with envlogger.Reader(log_dir) as r:
+    if len(r.episodes) != LARGE_LOG_EPISODES:
+      raise AssertionError(f'the large log has {len(r.episodes)} episodes')
+  opened = _repeat(lambda: envlogger.Reader(log_dir).close(), repeats)
+  return [_summary('catch', 'Reader open, 10k-episode log', opened.wall, 'ms', 1e3, opened.cpu)]
+
+
 def _progress(msg: str) -> None:
   print(f'  [{time.perf_counter() - _START:5.1f} s] {msg}', file=sys.stderr, flush=True)
 
@@ -401,6 +420,9 @@ def run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
     for w, p in params.items():
       _progress(f'{w}: reading')
       metrics += measure_reading(w, p, log_dirs[w], infos[w])
+    if 'catch' in params:
+      _progress(f'catch: opening a log of {LARGE_LOG_EPISODES} episodes')
+      metrics += measure_open_large(work, params['catch'].repeats)
     _progress('done')
     metrics += [
       Metric('-', 'TensorFlow imported by logging', logging_tf, 'bool'),

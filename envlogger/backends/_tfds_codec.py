@@ -20,21 +20,19 @@ decoding can also take a window of steps (what a random step read needs).
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import numpy as np
 from dm_env import specs
 
 from envlogger import _schema as S
-from envlogger import rlds
+from envlogger import _zlib, rlds
 from envlogger import specs as specs_lib
 from envlogger.backends import _example_wire as wire
 from envlogger.backends._example_wire import WireError
 
 # Numeric leaves at least this large per step are zlib-compressed.
 ZLIB_MIN_BYTES = 128
-ZLIB_LEVEL = 1
 BYTES, ZLIB, INT64 = 'bytes', 'zlib', 'none'
 
 
@@ -214,7 +212,7 @@ def _encode_column(leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
     col = np.ascontiguousarray(col, dtype=leaf.dtype)
     if leaf.encoding == ZLIB:
       rows = col.reshape(n, -1).view(np.uint8) if n else col
-      return wire.bytes_feature([zlib.compress(row, ZLIB_LEVEL) for row in rows])
+      return wire.bytes_feature([_zlib.compress(row) for row in rows])
     if leaf.encoding == INT64:
       return wire.int64_feature(col)
     return wire.bytes_feature_fixed(col, n)
@@ -245,8 +243,8 @@ def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
     if len(entries) == n:  # one entry per step, as TFDS writes Tensor(encoding=...)
       if leaf.encoding == ZLIB:
         try:
-          raw = bytearray().join([zlib.decompress(e) for e in entries[lo:hi]])
-        except zlib.error as e:
+          raw = bytearray().join([_zlib.decompress(e) for e in entries[lo:hi]])
+        except _zlib.error as e:
           raise WireError(f'feature {leaf.key!r}: {e}') from None
       else:
         raw = bytearray().join(entries[lo:hi])
