@@ -292,23 +292,26 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
     add(name, wall, unit, scale, cpu)
 
   # Hot path: each step() call timed alone.
-  lat: dict[str, list[np.ndarray]] = {'bare': [], 'logged': [], 'last': []}
-  ep_sums: dict[str, list[np.ndarray]] = {'bare': [], 'logged': []}
+  # 'logged' is the default (each episode written before the step that ends
+  # it returns); 'async' writes in a background thread (async_writes=True).
+  lat: dict[str, list[np.ndarray]] = {'bare': [], 'logged': [], 'last': [], 'async': [], 'async last': []}
+  ep_sums: dict[str, list[np.ndarray]] = {'bare': [], 'logged': [], 'async': []}
   for r in range(p.hot_repeats):
     env = make_env()
     env.reset()
     ns, last = loop_per_call(env.step, actions)
     lat['bare'].append(ns)
     ep_sums['bare'].append(_episode_sums(ns, last))
-    d = os.path.join(work, f'{w}_hot_{r}')
-    logger = envlogger.EnvLogger(make_env(), data_directory=d)
-    logger.reset()
-    ns, last = loop_per_call(logger.step, actions)
-    logger.close()
-    shutil.rmtree(d)
-    lat['logged'].append(ns)
-    lat['last'].append(ns[last])
-    ep_sums['logged'].append(_episode_sums(ns, last))
+    for kind, kwargs in (('logged', {}), ('async', {'async_writes': True})):
+      d = os.path.join(work, f'{w}_hot_{kind}_{r}')
+      logger = envlogger.EnvLogger(make_env(), data_directory=d, **kwargs)
+      logger.reset()
+      ns, last = loop_per_call(logger.step, actions)
+      logger.close()
+      shutil.rmtree(d)
+      lat[kind].append(ns)
+      lat['last' if kind == 'logged' else 'async last'].append(ns[last])
+      ep_sums[kind].append(_episode_sums(ns, last))
   us = {k: np.concatenate(v) / 1e3 for k, v in lat.items()}
   for kind in ('bare', 'logged'):
     one(f'step() p50, {kind}', float(np.percentile(us[kind], 50)), 'us')
@@ -317,6 +320,9 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   ep = {k: float(np.median(np.concatenate(v))) / 1e3 / make_env.EPISODE_LENGTH for k, v in ep_sums.items()}
   one('steady-state overhead (median episode)', ep['logged'] - ep['bare'], 'us/step')
   one('steady-state logged / bare (median episode)', ep['logged'] / ep['bare'], 'x')
+  one('async_writes=True: step() p50', float(np.percentile(us['async'], 50)), 'us')
+  one('async_writes=True: step() returning LAST, p50', float(np.median(us['async last'])), 'us')
+  one('async_writes=True: steady-state overhead', ep['async'] - ep['bare'], 'us/step')
 
   # Disk use, from the last repeat (every env call is recorded: the Reader checks it).
   one('observation size (raw)', _obs_bytes(probe.observation_spec()), 'bytes/step')

@@ -1,4 +1,4 @@
-"""Small file helpers: atomic JSON publication."""
+"""Small file helpers: atomic publication of text and JSON files."""
 
 from __future__ import annotations
 
@@ -10,11 +10,16 @@ from typing import Any
 
 def write_json_atomic(path: str, data: Any) -> None:
   """Writes JSON to `path` so that readers see the old or the new file, never a torn one."""
+  write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  """Writes `text` to `path` so that readers see the old or the new file, never a torn one."""
   directory = os.path.dirname(path) or '.'
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.json')
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.txt')
   try:
     with os.fdopen(fd, 'w') as f:
-      json.dump(data, f, indent=1, sort_keys=True)
+      f.write(text)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

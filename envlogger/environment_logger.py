@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -77,13 +79,31 @@ def _make_backend(backend: Any, data_directory: str | None, scheduler, backend_k
   raise TypeError(f'backend must be a name, a BackendType, a BackendWriter or a factory, got {backend!r}.')
 
 
+def _close_abandoned(backend: base.BackendWriter) -> None:
+  """Closes the backend of a logger that was garbage-collected or is open at exit.
+
+  Many RL frameworks never close their envs: this writes the episode in
+  flight (cut short) and publishes the TFDS metadata anyway. Finished
+  episodes are on disk already.
+  """
+  try:
+    backend.close()
+  except Exception as e:  # noqa: BLE001 (exit or GC must go on; say what was not written)
+    print(f'envlogger: closing an abandoned logger failed: {e!r}', file=sys.stderr)
+
+
 class EnvLogger(dm_env.Environment):
   """Wraps a `dm_env.Environment` and records every step as RLDS episodes.
 
   The wrapper is transparent: it returns the wrapped env's timesteps and specs
-  unchanged and forwards other attribute access to it. Use it as a context
-  manager, or call `close()`, so the last episode is written (an episode
-  still in flight at `close()` is written and marked `cut_short`).
+  unchanged and forwards other attribute access to it.
+
+  Durability: each episode is on disk before the `step()` that ends it
+  returns, so a process killed at any moment loses no finished episode (the
+  log reads at once with `Reader`; `envlogger recover DIR` readies it for
+  `tfds.load`). `close()` (or the `with` block's end) writes the episode in
+  flight, marked `cut_short`, and publishes the TFDS metadata; loggers still
+  open when the interpreter exits are closed then.
 
   Example:
     with envlogger.EnvLogger(env, data_directory='/tmp/logs') as env:
@@ -143,6 +163,7 @@ class EnvLogger(dm_env.Environment):
       expects_custom_data=step_fn is not None,
       expects_episode_metadata=episode_fn is not None,
     )
+    self._finalizer = weakref.finalize(self, _close_abandoned, self._backend)  # also runs at exit
 
   # -- dm_env.Environment -----------------------------------------------------
 
@@ -175,6 +196,7 @@ class EnvLogger(dm_env.Environment):
     if self._closed:
       return
     self._closed = True
+    self._finalizer.detach()
     try:
       self._backend.close()
     finally:
@@ -193,7 +215,7 @@ class EnvLogger(dm_env.Environment):
     return self._backend
 
   def __getattr__(self, name: str) -> Any:
-    if name.startswith('__') or name in ('_environment', '_backend'):
+    if name.startswith('__') or name in ('_environment', '_backend', '_finalizer'):
       raise AttributeError(name)
     return getattr(self._environment, name)
 

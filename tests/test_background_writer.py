@@ -1,4 +1,4 @@
-"""The background writer: ordering, back-pressure, and errors at the next step."""
+"""Write errors reach the caller at a step; the background writer (async_writes=True)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,21 @@ def _episode(env):
     ts = env.step(1)
 
 
-def test_write_error_surfaces_at_next_step_and_keeps_earlier_episodes():
+def test_write_error_surfaces_at_the_step_that_ends_the_episode_by_default():
   backend = _FailingBackend()
+  env = envlogger.EnvLogger(catch_env.Catch(), backend=backend)
+  _episode(env)
+  ts = env.reset()
+  with pytest.raises(OSError, match='No space left'):
+    while not ts.last():
+      ts = env.step(1)
+  _episode(env)  # the logger keeps working after reporting the error
+  env.close()
+  assert len(backend.episodes) == 2
+
+
+def test_async_write_error_surfaces_at_next_step_and_keeps_earlier_episodes():
+  backend = _FailingBackend(async_writes=True)
   env = envlogger.EnvLogger(catch_env.Catch(), backend=backend)
   _episode(env)
   _episode(env)  # its write fails in the background
@@ -43,8 +56,8 @@ def test_write_error_surfaces_at_next_step_and_keeps_earlier_episodes():
   assert len(backend.episodes) == 2
 
 
-def test_write_error_surfaces_at_flush():
-  backend = _FailingBackend()
+def test_async_write_error_surfaces_at_flush():
+  backend = _FailingBackend(async_writes=True)
   env = envlogger.EnvLogger(catch_env.Catch(), backend=backend)
   _episode(env)
   _episode(env)
@@ -62,7 +75,7 @@ def test_writes_happen_off_the_calling_thread_in_order():
       threads.append(threading.current_thread().name)
       super()._write_episode(episode)
 
-  backend = Backend(max_queued_batches=1)
+  backend = Backend(async_writes=True, max_queued_batches=1)
   with envlogger.EnvLogger(catch_env.Catch(), backend=backend) as env:
     for _ in range(20):
       _episode(env)
@@ -71,8 +84,8 @@ def test_writes_happen_off_the_calling_thread_in_order():
   assert ids == [f'{backend.run_id}/{i}' for i in range(20)]
 
 
-def test_synchronous_writes():
-  backend = envlogger.InMemoryBackendWriter(async_writes=False)
+def test_synchronous_writes_by_default():
+  backend = envlogger.InMemoryBackendWriter()
   env = envlogger.EnvLogger(catch_env.Catch(), backend=backend)
   _episode(env)
   assert len(backend.episodes) == 1  # written before step() returned

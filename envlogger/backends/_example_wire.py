@@ -29,7 +29,12 @@ _LEN2 = 0x12  # field 2, length-delimited
 _LEN3 = 0x1A  # field 3, length-delimited
 
 
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+
+
 def varint(n: int) -> bytes:
+  if 0 <= n < 0x80:  # the common case (lengths of small fields), without a loop
+    return _ONE_BYTE[n]
   out = bytearray()
   while n > 0x7F:
     out.append((n & 0x7F) | 0x80)
@@ -39,6 +44,8 @@ def varint(n: int) -> bytes:
 
 
 def _len_field(tag: int, payload_len: int) -> bytes:
+  if payload_len < 0x80:
+    return bytes((tag, payload_len))
   return bytes((tag,)) + varint(payload_len)
 
 

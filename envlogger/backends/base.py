@@ -46,12 +46,15 @@ class BackendWriter(abc.ABC):
       recorded so far are written as an episode marked `cut_short`, and the
       rest of that episode is not recorded (recording resumes at the next
       reset).
-    async_writes: encode and write finished episodes in a background thread
-      (default), so the env loop does not wait for them; errors surface at the
-      next `record_step`. Episodes are handed over in batches of up to 64
-      episodes or 8 MiB of raw data (and on `flush()`/`close()`), so up to that
-      much finished data can be in memory only. False writes each episode
-      before the step that finished it returns.
+    async_writes: False (default) writes each finished episode before the
+      step that finished it returns, so a process killed at any moment loses
+      no finished episode, and a write error is raised by that step. True
+      encodes and writes in a background thread instead, so the env loop does
+      not wait (faster on large observations and short episodes); errors then
+      surface at the next `record_step`, and episodes are handed over in
+      batches of up to 64 episodes or 8 MiB of raw data (and on
+      `flush()`/`close()`): that much finished data is in memory only, and
+      lost if the process dies.
     max_queued_batches: batches that may wait for the background writer
       before `record_step` blocks (back-pressure bounds memory).
   """
@@ -60,7 +63,7 @@ class BackendWriter(abc.ABC):
     self,
     scheduler: Scheduler | None = None,
     max_episode_bytes: int = DEFAULT_MAX_EPISODE_BYTES,
-    async_writes: bool = True,
+    async_writes: bool = False,
     max_queued_batches: int = 2,
   ):
     if int(max_episode_bytes) <= 0:

@@ -16,9 +16,15 @@ Layout of `data_directory` (the dataset is `<dataset_name>/<version>/`, so
 
 Records are written with TFRecord framing (length and CRC32C checksums) by
 this package, without TensorFlow. Each finished episode is one `write` of a
-whole frame, then one index line; a shard's index can always be rebuilt from
-its frames. TFDS metadata is published when a shard is rotated, on close(), at
-the first episode, and whenever `flush_scheduler` says so.
+whole frame, then one index line, before the step that finished it returns
+(by default), so a process killed at any moment loses no finished episode; a
+shard's index can always be rebuilt from its frames. TFDS metadata is
+published at the first episode, when a shard is rotated, on close(), on the
+flush policy (`flush_every_episodes`, `flush_every_seconds`,
+`flush_scheduler`) and by `envlogger recover`.
+
+Several processes may write one dataset at once (see `envlogger._locks`):
+each appends to shards of its own, and they take turns to publish.
 """
 
 from __future__ import annotations
@@ -29,12 +35,13 @@ import json
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
-from envlogger import _files, _jsonable, _schema, _tfrecord, _version, rlds
+from envlogger import _files, _jsonable, _locks, _schema, _tfrecord, _version, rlds
 from envlogger import specs as specs_lib
 from envlogger.backends import _tfds_codec, _tfds_metadata, base, source
 
@@ -68,9 +75,17 @@ class TFDSBackendWriter(base.BackendWriter):
     max_episodes_per_file: episodes per shard before a new shard is started.
     file_format: only 'tfrecord' (what `tfds.load` reads).
     scheduler: what to record (see `envlogger.schedulers`).
-    flush_scheduler: optional `StepData -> bool`, asked at the end of each
-      episode; True republishes the TFDS metadata (dataset_info.json) so
-      `tfds.load` sees every episode written so far.
+    flush_scheduler: optional `StepData -> bool`, asked after each step; True
+      flushes: republishes the TFDS metadata (dataset_info.json) so
+      `tfds.load` sees every episode written so far (and fsyncs, see `fsync`).
+    flush_every_episodes: also flush after this many episodes (None: never).
+    flush_every_seconds: also flush at the end of the first episode this many
+      seconds after the last flush (default 60; None: never). Publishing
+      reads every index file of the dataset (about 1 ms per 1000 episodes).
+    fsync: also `fsync` each episode's frame and index line before the step
+      that finished it returns (durable against power loss and kernel
+      crashes, at the cost of a disk flush per episode). Without it, a
+      finished episode survives the death of the process but not of the machine.
     description: text stored in dataset_info.json.
     max_episode_bytes, async_writes, max_queued_batches: see `BackendWriter`.
   """
@@ -86,9 +101,12 @@ class TFDSBackendWriter(base.BackendWriter):
     file_format: str = 'tfrecord',
     scheduler=None,
     flush_scheduler=None,
+    flush_every_episodes: int | None = None,
+    flush_every_seconds: float | None = 60.0,
+    fsync: bool = False,
     description: str | None = None,
     max_episode_bytes: int = base.DEFAULT_MAX_EPISODE_BYTES,
-    async_writes: bool = True,
+    async_writes: bool = False,
     max_queued_batches: int = 2,
   ):
     super().__init__(
@@ -107,6 +125,10 @@ class TFDSBackendWriter(base.BackendWriter):
       raise ValueError(f'split_name must be alphanumeric, got {split_name!r}.')
     if int(max_episodes_per_file) < 1:
       raise ValueError(f'max_episodes_per_file must be >= 1, got {max_episodes_per_file!r}.')
+    if flush_every_episodes is not None and int(flush_every_episodes) < 1:
+      raise ValueError(f'flush_every_episodes must be >= 1 or None, got {flush_every_episodes!r}.')
+    if flush_every_seconds is not None and not float(flush_every_seconds) >= 0:
+      raise ValueError(f'flush_every_seconds must be >= 0 or None, got {flush_every_seconds!r}.')
     if file_format not in FILE_FORMATS:
       raise ValueError(f'file_format must be one of {FILE_FORMATS}, got {file_format!r}.')
     self.data_directory = os.fspath(data_directory)
@@ -116,11 +138,17 @@ class TFDSBackendWriter(base.BackendWriter):
     self.dataset_dir = os.path.join(self.data_directory, dataset_name, version)
     self._max_per_shard = int(max_episodes_per_file)
     self._flush_scheduler = flush_scheduler
+    self._flush_every_episodes = None if flush_every_episodes is None else int(flush_every_episodes)
+    self._flush_every_seconds = None if flush_every_seconds is None else float(flush_every_seconds)
+    self._fsync = bool(fsync)
+    self._episodes_since_flush = 0
+    self._last_flush = time.monotonic()
     self._description = description
     self._shard_fd: int | None = None
     self._index_fd: int | None = None
     self._shard_name = ''
     self._shard_offset = 0
+    self._index_offset = 0
     self._shard_count = 0
     self._codec: _tfds_codec.Codec | None = None
     self._published = False
@@ -132,15 +160,19 @@ class TFDSBackendWriter(base.BackendWriter):
     os.makedirs(os.path.join(self.dataset_dir, RUNS_DIR), exist_ok=True)
     os.makedirs(os.path.join(self.dataset_dir, INDEX_DIR), exist_ok=True)
     log_path = os.path.join(self.dataset_dir, LOG_FILE)
-    if os.path.exists(log_path):
-      existing = _read_log_file(log_path)
-      stored = _schema.Schema.from_json(existing['schema'])
-      _check_env_specs(stored, self._schema)
-      if existing.get('schema_fixed'):
-        self._set_schema(stored)
-        self._schema_fixed = True
-    else:
-      self._write_log_file(fixed=False)
+    with _locks.dataset_lock(self.dataset_dir):
+      if os.path.exists(log_path):
+        existing = _read_log_file(log_path)
+        stored = _schema.Schema.from_json(existing['schema'])
+        _check_env_specs(stored, self._schema)
+        if existing.get('schema_fixed'):
+          self._set_schema(stored)
+          self._schema_fixed = True
+        # Appending: finish what writers that died left behind (torn tails,
+        # missing index lines), so the next publication is loadable.
+        repair_shards(self.dataset_dir, locked=True)
+      else:
+        self._write_log_file(fixed=False)
     _files.write_json_atomic(
       os.path.join(self.dataset_dir, RUNS_DIR, f'{self.run_id}.json'),
       {
@@ -178,19 +210,62 @@ class TFDSBackendWriter(base.BackendWriter):
     if self._shard_fd is None or self._shard_count >= self._max_per_shard:
       self._rotate_shard()
     framed = _tfrecord.frame(data)
-    _write_all(self._shard_fd, framed)
-    line = json.dumps([self._shard_offset, len(data), episode.num_steps]) + '\n'
-    _write_all(self._index_fd, line.encode())
+    line = (json.dumps([self._shard_offset, len(data), episode.num_steps]) + '\n').encode()
+    try:
+      _write_all(self._shard_fd, framed)
+      _write_all(self._index_fd, line)
+      if self._fsync:
+        os.fsync(self._shard_fd)
+        os.fsync(self._index_fd)
+    except OSError as e:
+      # Leave the files as they were before this episode (a torn frame in the
+      # middle of a shard would stop tfds.load), then report.
+      self._undo_partial_write()
+      raise OSError(
+        e.errno,
+        f'Could not write episode {episode.episode_id} ({len(framed)} bytes) to '
+        f'{os.path.join(self.dataset_dir, self._shard_name)}: {e.strerror or e}. '
+        'Episodes written before it are intact.',
+      ) from e
     self._shard_offset += len(framed)
+    self._index_offset += len(line)
     self._shard_count += 1
-    if not self._published:
-      self.publish()
+    self._episodes_since_flush += 1
+    if not self._published or self._flush_due():
+      self.flush_now()
+
+  def _undo_partial_write(self) -> None:
+    for fd, size in ((self._shard_fd, self._shard_offset), (self._index_fd, self._index_offset)):
+      try:
+        os.ftruncate(fd, size)
+        os.lseek(fd, size, os.SEEK_SET)
+      except OSError:
+        pass  # the reader ignores a torn tail; `envlogger recover` moves it aside
+
+  def _flush_due(self) -> bool:
+    n, t = self._flush_every_episodes, self._flush_every_seconds
+    if n is not None and self._episodes_since_flush >= n:
+      return True
+    return t is not None and time.monotonic() - self._last_flush >= t
+
+  def flush_now(self) -> None:
+    """Publishes the TFDS metadata now (and fsyncs the shard if `fsync`)."""
+    if self._fsync and self._shard_fd is not None:
+      os.fsync(self._shard_fd)
+      os.fsync(self._index_fd)
+    self.publish()
+    self._episodes_since_flush = 0
+    self._last_flush = time.monotonic()
 
   def _after_step(self, data) -> None:
     if self._flush_scheduler is not None and self._flush_scheduler(data):
-      self._worker.submit(self.publish, 'publishing TFDS metadata')
+      self._worker.submit(self.flush_now, 'publishing TFDS metadata')
 
   def _fix_schema(self) -> None:
+    with _locks.dataset_lock(self.dataset_dir):
+      self._fix_schema_locked()
+
+  def _fix_schema_locked(self) -> None:
     log_path = os.path.join(self.dataset_dir, LOG_FILE)
     existing = _read_log_file(log_path)
     if existing.get('schema_fixed'):
@@ -216,14 +291,16 @@ class TFDSBackendWriter(base.BackendWriter):
         break
       except FileExistsError:
         index += 1
+    _locks.lock_shard(fd)  # held until the shard is closed (or the process dies)
     self._shard_fd = fd
     self._shard_name = name
     self._index_fd = os.open(
       os.path.join(self.dataset_dir, INDEX_DIR, f'{name}.jsonl'),
-      os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+      os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
       0o644,
     )
     self._shard_offset = 0
+    self._index_offset = 0
     self._shard_count = 0
     if self._published:
       self.publish()
@@ -247,7 +324,8 @@ class TFDSBackendWriter(base.BackendWriter):
     """Rewrites dataset_info.json/features.json to list every episode on disk."""
     if self._codec is None:
       return
-    publish_tfds_metadata(self.dataset_dir, description=self._description)
+    with _locks.dataset_lock(self.dataset_dir):
+      publish_tfds_metadata(self.dataset_dir, description=self._description)
     self._published = True
 
 
@@ -332,35 +410,142 @@ def _read_runs(dataset_dir: str) -> list[dict[str, Any]]:
 
 
 def _shard_entries(dataset_dir: str, name: str, split: str) -> list[tuple[str, int, list[list[int]]]]:
-  """(file, shard index, [[offset, length, steps], ...]) for every shard on disk.
-
-  Index lines are trusted if their frame lies inside the file; records after
-  the last indexed one (written by a process that died before its index line)
-  are recovered by scanning the TFRecord frames.
-  """
+  """(file, shard index, [[offset, length, steps], ...]) for every shard on disk."""
   out = []
   for fname, idx in _list_shards(dataset_dir, shard_pattern(name, split)):
-    path = os.path.join(dataset_dir, fname)
-    size = os.path.getsize(path)
-    entries = []
-    index_path = os.path.join(dataset_dir, INDEX_DIR, f'{fname}.jsonl')
-    if os.path.exists(index_path):
-      with open(index_path) as f:
-        for line in f:
-          try:
-            offset, length, steps = json.loads(line)
-          except ValueError:
-            break
-          if offset + _tfrecord.framed_size(length) > size:
-            break
-          entries.append([offset, length, steps])
-    end = entries[-1][0] + _tfrecord.framed_size(entries[-1][1]) if entries else 0
-    if end < size:
-      with open(path, 'rb') as f:
-        for offset, length in _tfrecord.scan(f, end):
-          entries.append([offset, length, -1])  # steps unknown until decoded
+    entries, _, _ = _read_shard(dataset_dir, fname)
     out.append((fname, idx, entries))
   return out
+
+
+def _read_shard(dataset_dir: str, fname: str) -> tuple[list[list[int]], int, int]:
+  """A shard's records: ([[offset, length, steps], ...], index lines used, file size).
+
+  Index lines are trusted if their frame lies inside the file; records after
+  the last indexed one (written by a process that died before its index line,
+  or whose index is damaged) are recovered by scanning the TFRecord frames
+  (steps -1: unknown until decoded). Bytes after the last whole frame are a
+  torn tail.
+  """
+  path = os.path.join(dataset_dir, fname)
+  size = os.path.getsize(path)
+  entries = []
+  index_path = os.path.join(dataset_dir, INDEX_DIR, f'{fname}.jsonl')
+  if os.path.exists(index_path):
+    with open(index_path, 'rb') as f:
+      for line in f:
+        try:
+          offset, length, steps = json.loads(line)
+        except ValueError:
+          break
+        expected = entries[-1][0] + _tfrecord.framed_size(entries[-1][1]) if entries else 0
+        if offset != expected or offset + _tfrecord.framed_size(length) > size:
+          break
+        entries.append([offset, length, steps])
+  indexed = len(entries)
+  end = entries[-1][0] + _tfrecord.framed_size(entries[-1][1]) if entries else 0
+  if end < size:
+    with open(path, 'rb') as f:
+      for offset, length in _tfrecord.scan(f, end):
+        entries.append([offset, length, -1])
+  return entries, indexed, size
+
+
+RECOVERED_DIR = 'envlogger_recovered'
+
+
+def repair_shards(dataset_dir: str, locked: bool = False) -> list[str]:
+  """Finishes the shards of writers that died; returns what was done, one line each.
+
+  For each shard no live process is writing (see `_locks`): bytes after its
+  last whole frame (a frame cut by the crash) are moved, not deleted, to
+  `envlogger_recovered/<shard>.<offset>.tail` and cut from the shard, and its
+  index is rewritten to list every whole record. Idempotent: a second run
+  finds nothing to do.
+  """
+  if not locked:
+    with _locks.dataset_lock(dataset_dir):
+      return repair_shards(dataset_dir, locked=True)
+  log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
+  report = []
+  codec = None
+  for fname, _ in _list_shards(dataset_dir, shard_pattern(log['dataset_name'], log['split'])):
+    path = os.path.join(dataset_dir, fname)
+    if _locks.shard_in_use(path):
+      continue  # a live writer's shard: it finishes it itself
+    entries, indexed, size = _read_shard(dataset_dir, fname)
+    if (
+      indexed == len(entries) and _frames_end(entries) == size and _index_lines(dataset_dir, fname) == indexed
+    ):
+      continue
+    good = entries[:indexed]
+    for offset, length, _ in entries[indexed:]:  # scanned records: decode to count steps
+      try:
+        if codec is None:
+          codec = _tfds_codec.Codec(_schema.Schema.from_json(log['schema']), log.get('encodings'))
+        with open(path, 'rb') as f:
+          steps = codec.decode(_tfrecord.read_at(f, offset)).num_steps
+      except (OSError, ValueError):
+        break  # damaged: keep it (and what follows) aside with the tail
+      good.append([offset, length, steps])
+    end = _frames_end(good)
+    if end < size:
+      os.makedirs(os.path.join(dataset_dir, RECOVERED_DIR), exist_ok=True)
+      kept = os.path.join(dataset_dir, RECOVERED_DIR, f'{fname}.{end}.tail')
+      with open(path, 'rb') as src:
+        src.seek(end)
+        tail = src.read()
+      with open(kept, 'wb') as dst:
+        dst.write(tail)
+        dst.flush()
+        os.fsync(dst.fileno())
+      os.truncate(path, end)
+      report.append(f'{fname}: moved {len(tail)} bytes after its last whole record (offset {end}) to {kept}')
+    lines = ''.join(json.dumps(e) + '\n' for e in good)
+    _files.write_text_atomic(os.path.join(dataset_dir, INDEX_DIR, f'{fname}.jsonl'), lines)
+    report.append(
+      f'{fname}: index lists {len(good)} records ({len(good) - indexed} recovered from the frames)'
+    )
+  return report
+
+
+def recover(data_directory: str) -> list[str]:
+  """Makes every log at or under `data_directory` whole after writers died.
+
+  Repairs the shards no live writer holds (`repair_shards`) and republishes
+  the TFDS metadata so `tfds.load` sees every whole episode. Never deletes
+  recorded data; idempotent. Returns a report, one line per action.
+
+  Raises:
+    FileNotFoundError: no log at or under `data_directory`.
+  """
+  dirs = find_dataset_dirs(data_directory)
+  if not dirs:
+    raise FileNotFoundError(f'{data_directory} holds no envlogger log ({LOG_FILE} not found).')
+  report = []
+  for dataset_dir in dirs:
+    with _locks.dataset_lock(dataset_dir):
+      lines = repair_shards(dataset_dir, locked=True)
+      log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
+      shards = _shard_entries(dataset_dir, log['dataset_name'], log['split'])
+      episodes = sum(len(entries) for _, _, entries in shards)
+      if episodes:
+        publish_tfds_metadata(dataset_dir)
+      lines.append(f'published TFDS metadata: {episodes} episodes in {len(shards)} shards')
+    report += [f'{dataset_dir}: {line}' for line in lines]
+  return report
+
+
+def _frames_end(entries: list[list[int]]) -> int:
+  return entries[-1][0] + _tfrecord.framed_size(entries[-1][1]) if entries else 0
+
+
+def _index_lines(dataset_dir: str, fname: str) -> int:
+  try:
+    with open(os.path.join(dataset_dir, INDEX_DIR, f'{fname}.jsonl'), 'rb') as f:
+      return sum(1 for _ in f)
+  except FileNotFoundError:
+    return 0
 
 
 class TFDSLogSource(source.LogSource):
