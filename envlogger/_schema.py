@@ -30,11 +30,12 @@ HAS_EPISODE_METADATA = 'has_episode_metadata'
 EPISODE_ID = 'episode_id'
 RUN_ID = 'run_id'
 CUT_SHORT = 'cut_short'
+INVALID = 'invalid'
 
 RESERVED_STEP_KEYS = frozenset(
   {OBSERVATION, ACTION, REWARD, DISCOUNT, IS_FIRST, IS_LAST, IS_TERMINAL, HAS_CUSTOM_DATA}
 )
-RESERVED_EPISODE_KEYS = frozenset({STEPS, EPISODE_ID, RUN_ID, CUT_SHORT, HAS_EPISODE_METADATA})
+RESERVED_EPISODE_KEYS = frozenset({STEPS, EPISODE_ID, RUN_ID, CUT_SHORT, INVALID, HAS_EPISODE_METADATA})
 
 # Layouts of user data: a dict's keys become fields of their own ('fields'),
 # anything else is stored under one field ('value').

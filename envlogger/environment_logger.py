@@ -202,6 +202,31 @@ class EnvLogger(dm_env.Environment):
     finally:
       self._environment.close()
 
+  def discard_episode(self) -> int:
+    """Drops the episode in flight (a failed rollout): none of it is written.
+
+    The env's remaining steps of that episode are not recorded; recording
+    resumes at the next `reset()`. Episodes already finished are unaffected.
+
+    Returns:
+      The number of steps dropped (0 if no episode was in flight).
+    """
+    self._check_open()
+    return self._backend.discard_episode()
+
+  def mark_episode_invalid(self) -> bool:
+    """Marks the episode in flight invalid; it is still recorded in full.
+
+    The mark is stored with the episode (its boolean `invalid` field, False
+    for other episodes): `Reader` gives it as `episode.invalid`, and TFDS
+    users filter with `ds.filter(lambda ep: not ep['invalid'])`.
+
+    Returns:
+      False if no episode is in flight (nothing was marked).
+    """
+    self._check_open()
+    return self._backend.mark_episode_invalid()
+
   # -- wrapper plumbing -------------------------------------------------------
 
   @property

@@ -110,6 +110,11 @@ class Episode(Sequence):
     return self._ep.run_id
 
   @property
+  def invalid(self) -> bool:
+    """True if the episode was marked invalid while it was recorded."""
+    return self._ep.invalid
+
+  @property
   def cut_short(self) -> bool:
     """True if the episode was cut short (no LAST timestep was recorded)."""
     return self._ep.cut_short
@@ -140,6 +145,7 @@ class Episode(Sequence):
       _schema.EPISODE_ID: ep.episode_id,
       _schema.RUN_ID: ep.run_id,
       _schema.CUT_SHORT: ep.cut_short,
+      _schema.INVALID: ep.invalid,
       _schema.EPISODE_METADATA: ep.metadata,
     }
 

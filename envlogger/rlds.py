@@ -58,6 +58,7 @@ class Episode:
     episode_id: unique id of the episode.
     run_id: id of the logger instance that wrote it.
     cut_short: True if the episode did not end with a LAST timestep.
+    invalid: True if the user marked the episode invalid while recording it.
   """
 
   columns: dict[str, list[np.ndarray]]
@@ -69,6 +70,7 @@ class Episode:
   episode_id: str
   run_id: str
   cut_short: bool
+  invalid: bool = False
 
   @property
   def num_steps(self) -> int:
@@ -121,6 +123,7 @@ class EpisodeBuilder:
     self._unrecorded: tuple[list[np.ndarray], list[np.ndarray] | None] | None = None
     self._final_discount: Any = None
     self.metadata: Any = None
+    self.invalid = False
     self.num_recorded = 0
     self.nbytes = 0
 
@@ -206,6 +209,7 @@ class EpisodeBuilder:
       episode_id=self.episode_id,
       run_id=self.run_id,
       cut_short=cut_short,
+      invalid=self.invalid,
     )
 
 

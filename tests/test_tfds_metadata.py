@@ -47,6 +47,7 @@ def _tfds_features(schema: S.Schema, encodings: dict[str, str]):
     'episode_id': tfds.features.Tensor(shape=(), dtype=np.object_),
     'run_id': tfds.features.Tensor(shape=(), dtype=np.object_),
     'cut_short': flag,
+    'invalid': flag,
   }
   if schema.episode_metadata_spec is not None:
     prefix = codec.metadata_prefix(schema)

@@ -148,6 +148,7 @@ class Codec:
     feats[S.EPISODE_ID] = wire.bytes_feature([episode.episode_id.encode()])
     feats[S.RUN_ID] = wire.bytes_feature([episode.run_id.encode()])
     feats[S.CUT_SHORT] = wire.bool_feature(np.asarray([episode.cut_short]))
+    feats[S.INVALID] = wire.bool_feature(np.asarray([episode.invalid]))
     if self.schema.episode_metadata_spec is not None:
       has = episode.metadata is not None
       feats[S.HAS_EPISODE_METADATA] = wire.bool_feature(np.asarray([has]))
@@ -193,6 +194,7 @@ class Codec:
       episode_id=_string(feats, S.EPISODE_ID),
       run_id=_string(feats, S.RUN_ID),
       cut_short=bool(_flags(feats, S.CUT_SHORT)[0]),
+      invalid=S.INVALID in feats and bool(_flags(feats, S.INVALID)[0]),
     )
 
   def decode_metadata(self, data: bytes) -> Any:

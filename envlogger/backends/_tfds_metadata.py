@@ -77,7 +77,9 @@ def features_json(schema: S.Schema, encodings: dict[str, str]) -> dict[str, Any]
     'pythonClassName': _DATASET,
     'sequence': {'feature': _features_dict(steps), 'length': '-1'},
   }
-  top.update({S.EPISODE_ID: _tensor((), 'string'), S.RUN_ID: _tensor((), 'string'), S.CUT_SHORT: flag})
+  top.update(
+    {S.EPISODE_ID: _tensor((), 'string'), S.RUN_ID: _tensor((), 'string'), S.CUT_SHORT: flag, S.INVALID: flag}
+  )
   return _features_dict(dict(sorted(top.items())))
 
 

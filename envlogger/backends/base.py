@@ -154,6 +154,23 @@ class BackendWriter(abc.ABC):
     """Waits until every finished episode is written; raises a pending write error."""
     self._worker.drain()
 
+  def discard_episode(self) -> int:
+    """Drops the episode in flight: nothing of it is written, and its remaining
+    steps are not recorded (recording resumes at the next reset). Returns the
+    number of steps dropped (0 if no episode was in flight)."""
+    self._check_open()
+    builder, self._builder = self._builder, None
+    return 0 if builder is None else builder.num_recorded
+
+  def mark_episode_invalid(self) -> bool:
+    """Marks the episode in flight invalid (stored with it: the `invalid`
+    episode field). Returns False if no episode is in flight."""
+    self._check_open()
+    if self._builder is None:
+      return False
+    self._builder.invalid = True
+    return True
+
   def set_episode_metadata(self, data: Any) -> None:
     """Sets the metadata of the episode in flight (the last value set wins)."""
     self._check_open()
