@@ -17,6 +17,7 @@ from envlogger._jsonable import MetadataError
 from envlogger._version import __version__
 from envlogger.backends.base import BackendWriter, EpisodeTooLongError
 from envlogger.backends.in_memory import InMemoryBackendWriter
+from envlogger.backends.source import DamagedEpisodeError
 from envlogger.environment_logger import BackendType, EnvLogger
 from envlogger.reader import Episode, NoLogError, Reader
 from envlogger.schedulers import (
@@ -34,6 +35,7 @@ __all__ = [
   'BackendWriter',
   'BernoulliEpisodeScheduler',
   'BernoulliStepScheduler',
+  'DamagedEpisodeError',
   'EnvLogger',
   'Episode',
   'EpisodeTooLongError',

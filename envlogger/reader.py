@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -178,6 +179,15 @@ class Reader:
       itself (`<data_directory>/<dataset_name>/<version>`).
     dataset_name, version: choose a dataset when the directory holds several.
     backend: read an in-memory log instead: an `InMemoryBackendWriter`.
+    verify: read and check every record when opening (checksums, decoding)
+      and skip damaged episodes; costs a full read of the log. Without it,
+      opening reads only the index, and a damaged record raises
+      `DamagedEpisodeError` (naming the file and offset) when it is read.
+
+  Damage found when opening (a torn shard tail, index lines that do not
+  match their shard, an unreadable run file, with `verify` damaged records)
+  is worked around, listed in `problems` (one line per file, naming it) and
+  reported once with `warnings.warn`; everything else reads normally.
 
   Raises:
     NoLogError: the directory holds no envlogger log.
@@ -190,10 +200,17 @@ class Reader:
     dataset_name: str | None = None,
     version: str | None = None,
     backend: Any = None,
+    verify: bool = False,
     _source: source_lib.LogSource | None = None,
   ):
     if _source is None:
-      _source = _open_source(data_directory, dataset_name, version, backend)
+      _source = _open_source(data_directory, dataset_name, version, backend, verify)
+      if _source.problems:
+        warnings.warn(
+          f'envlogger.Reader: {len(_source.problems)} problem(s) in the log, worked around '
+          '(see reader.problems):\n  ' + '\n  '.join(_source.problems),
+          stacklevel=2,
+        )
     self._source = _source
     self._lengths = np.asarray(_source.episode_lengths(), dtype=np.int64)
     self._starts = np.concatenate([[0], np.cumsum(self._lengths)]).astype(np.int64)
@@ -210,6 +227,11 @@ class Reader:
     e = bisect.bisect_right(self._starts_list, i) - 1
     ep, k = self._source.read_step(e, i - self._starts_list[e])
     return rlds.to_step_data(ep, k, self._source.casters)
+
+  @property
+  def problems(self) -> list[str]:
+    """Damage found when opening the log and worked around, one line per problem."""
+    return list(self._source.problems)
 
   def episode_metadata(self) -> Sequence[Any]:
     """A lazy sequence of every episode's metadata (None where there is none)."""
@@ -281,7 +303,7 @@ class Reader:
     return f'<envlogger.Reader: {len(self.episodes)} episodes, {len(self.steps)} steps>'
 
 
-def _open_source(data_directory, dataset_name, version, backend) -> source_lib.LogSource:
+def _open_source(data_directory, dataset_name, version, backend, verify) -> source_lib.LogSource:
   if backend is not None:
     if not hasattr(backend, 'as_source'):
       raise TypeError(f'Cannot read from backend {backend!r}: it has no as_source().')
@@ -305,4 +327,4 @@ def _open_source(data_directory, dataset_name, version, backend) -> source_lib.L
     )
   if len(dirs) > 1:
     raise ValueError(f'{data_directory} holds several logs: {dirs}; pass dataset_name= and/or version=.')
-  return tfds_backend.TFDSLogSource(dirs[0])
+  return tfds_backend.TFDSLogSource(dirs[0], verify=verify)

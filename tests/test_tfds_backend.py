@@ -151,7 +151,8 @@ def test_reader_rebuilds_a_missing_index_and_ignores_a_torn_tail(tmp_path):
   index0.write_text(''.join(index0.read_text().splitlines(keepends=True)[:2]))  # lost index lines
   with open(ds_dir / 'envlogger-train.tfrecord-00001', 'ab') as f:
     f.write(b'\x10\x00\x00\x00\x00\x00\x00\x00partial')  # a frame cut by a crash
-  with envlogger.Reader(d) as r:
+  with pytest.warns(UserWarning, match='1 problem'), envlogger.Reader(d) as r:
+    assert len(r.problems) == 1 and 'tfrecord-00001: 15 bytes from offset' in r.problems[0]
     assert len(r.episodes) == 6
     assert list(r.episode_lengths()) == [10] * 6
     for ep, obs in zip(r.episodes, expected):

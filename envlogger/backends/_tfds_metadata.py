@@ -104,8 +104,11 @@ def dataset_info_json(
   }
 
 
+METADATA_FILE = 'metadata.json'
+
+
 def write(dataset_dir: str, features: dict, info: dict, metadata: dict) -> None:
   """Publishes the three files, each atomically (features first: info refers to them)."""
   _files.write_json_atomic(os.path.join(dataset_dir, 'features.json'), features)
-  _files.write_json_atomic(os.path.join(dataset_dir, 'metadata.json'), metadata)
+  _files.write_json_atomic(os.path.join(dataset_dir, METADATA_FILE), metadata)
   _files.write_json_atomic(os.path.join(dataset_dir, 'dataset_info.json'), info)

@@ -10,12 +10,22 @@ import numpy as np
 from envlogger import _schema, rlds
 
 
+class DamagedEpisodeError(OSError):
+  """A stored episode cannot be read back (checksum mismatch, malformed record)."""
+
+
 class LogSource(abc.ABC):
-  """Random access to the episodes of one log."""
+  """Random access to the episodes of one log.
+
+  Attributes:
+    problems: what was found damaged when the log was opened and skipped or
+      worked around, one line each naming the file ([] for a sound log).
+  """
 
   def __init__(self, schema: _schema.Schema):
     self.schema = schema
     self.casters = rlds.Casters(schema)
+    self.problems: list[str] = []
 
   @abc.abstractmethod
   def num_episodes(self) -> int:

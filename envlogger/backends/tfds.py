@@ -349,6 +349,44 @@ def _read_log_file(path: str) -> dict[str, Any]:
   return data
 
 
+def _read_log_or_fallback(dataset_dir: str, problems: list[str]) -> dict[str, Any]:
+  """envlogger_log.json, or what metadata.json (written at each publication) keeps of it."""
+  path = os.path.join(dataset_dir, LOG_FILE)
+  try:
+    log = _read_log_file(path)
+    _schema.Schema.from_json(log['schema'])
+    return log
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    if 'newer than this envlogger' in str(e):
+      raise
+    first_error = e
+  try:
+    meta = _files.read_json(os.path.join(dataset_dir, _tfds_metadata.METADATA_FILE))['envlogger']
+    _schema.Schema.from_json(meta['schema'])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise OSError(
+      f'{path} is unreadable ({first_error}), and so is the copy of its schema in '
+      f'{_tfds_metadata.METADATA_FILE} ({e}): cannot tell how to decode this log.'
+    ) from None
+  problems.append(
+    f'{path}: unreadable ({first_error}); used the schema kept in {_tfds_metadata.METADATA_FILE}'
+  )
+  name = os.path.basename(os.path.dirname(dataset_dir))
+  splits = {
+    os.path.basename(p)[len(name) + 1 :].split('.tfrecord-')[0]
+    for p in glob.glob(os.path.join(glob.escape(dataset_dir), f'{glob.escape(name)}-*.tfrecord-*'))
+  }
+  return {
+    'format_version': meta.get('format_version', _version.FORMAT_VERSION),
+    'created': meta.get('created', ''),
+    'dataset_name': name,
+    'version': os.path.basename(dataset_dir),
+    'split': sorted(splits)[0] if splits else DEFAULT_SPLIT,
+    'schema': meta['schema'],
+    'encodings': {},
+  }
+
+
 def _check_env_specs(stored: _schema.Schema, new: _schema.Schema) -> None:
   diffs = []
   for key, spec in new.env_specs().items():
@@ -399,12 +437,17 @@ def publish_tfds_metadata(dataset_dir: str, description: str | None = None) -> N
   _tfds_metadata.write(dataset_dir, features, info, metadata)
 
 
-def _read_runs(dataset_dir: str) -> list[dict[str, Any]]:
+def _read_runs(dataset_dir: str, problems: list[str] | None = None) -> list[dict[str, Any]]:
   runs = []
   for path in glob.glob(os.path.join(glob.escape(dataset_dir), RUNS_DIR, '*.json')):
     try:
-      runs.append(_files.read_json(path))
-    except (OSError, ValueError):
+      run = _files.read_json(path)
+      if not isinstance(run, dict):
+        raise ValueError('not a JSON object')
+      runs.append(run)
+    except (OSError, ValueError) as e:
+      if problems is not None:
+        problems.append(f'{path}: unreadable ({e}); that run is missing from runs()')
       continue
   return sorted(runs, key=lambda r: (r.get('created', ''), r.get('run_id', '')))
 
@@ -418,36 +461,55 @@ def _shard_entries(dataset_dir: str, name: str, split: str) -> list[tuple[str, i
   return out
 
 
-def _read_shard(dataset_dir: str, fname: str) -> tuple[list[list[int]], int, int]:
+def _read_shard(
+  dataset_dir: str, fname: str, problems: list[str] | None = None
+) -> tuple[list[list[int]], int, int]:
   """A shard's records: ([[offset, length, steps], ...], index lines used, file size).
 
   Index lines are trusted if their frame lies inside the file; records after
   the last indexed one (written by a process that died before its index line,
   or whose index is damaged) are recovered by scanning the TFRecord frames
   (steps -1: unknown until decoded). Bytes after the last whole frame are a
-  torn tail.
+  torn tail. What does not add up is described in `problems`, if given.
   """
   path = os.path.join(dataset_dir, fname)
   size = os.path.getsize(path)
   entries = []
   index_path = os.path.join(dataset_dir, INDEX_DIR, f'{fname}.jsonl')
+  lines = 0
   if os.path.exists(index_path):
     with open(index_path, 'rb') as f:
       for line in f:
+        lines += 1
+        if len(entries) < lines - 1:
+          continue  # counting the lines after a bad one
         try:
           offset, length, steps = json.loads(line)
-        except ValueError:
-          break
-        expected = entries[-1][0] + _tfrecord.framed_size(entries[-1][1]) if entries else 0
-        if offset != expected or offset + _tfrecord.framed_size(length) > size:
-          break
+          offset, length, steps = int(offset), int(length), int(steps)
+        except (ValueError, TypeError):
+          continue
+        expected = _frames_end(entries)
+        if offset != expected or length < 0 or steps < 1 or offset + _tfrecord.framed_size(length) > size:
+          continue
         entries.append([offset, length, steps])
   indexed = len(entries)
-  end = entries[-1][0] + _tfrecord.framed_size(entries[-1][1]) if entries else 0
+  end = _frames_end(entries)
   if end < size:
     with open(path, 'rb') as f:
       for offset, length in _tfrecord.scan(f, end):
         entries.append([offset, length, -1])
+  if problems is not None:
+    if indexed < lines:
+      problems.append(
+        f'{index_path}: {lines - indexed} of {lines} lines do not match {fname} (cut or damaged); '
+        'its records after them were found by scanning the shard'
+      )
+    frames_end = _frames_end(entries)
+    if frames_end < size:
+      problems.append(
+        f'{path}: {size - frames_end} bytes from offset {frames_end} are not whole records '
+        '(a write cut short, or damage); skipped'
+      )
   return entries, indexed, size
 
 
@@ -549,14 +611,24 @@ def _index_lines(dataset_dir: str, fname: str) -> int:
 
 
 class TFDSLogSource(source.LogSource):
-  """Random access to a log written by `TFDSBackendWriter`, without TensorFlow."""
+  """Random access to a log written by `TFDSBackendWriter`, without TensorFlow.
 
-  def __init__(self, dataset_dir: str, _state: dict[str, Any] | None = None, cache_size: int = 8):
+  Args:
+    dataset_dir: the dataset directory (holding envlogger_log.json).
+    verify: read and check every record when opening (CRC32C checksums and
+      decoding), and skip the damaged ones; otherwise a damaged record is
+      found when it is read, which raises `DamagedEpisodeError`.
+  """
+
+  def __init__(
+    self, dataset_dir: str, _state: dict[str, Any] | None = None, cache_size: int = 8, verify: bool = False
+  ):
     self.dataset_dir = dataset_dir
     if _state is None:
-      _state = self._load(dataset_dir)
+      _state = self._load(dataset_dir, verify)
     self._state = _state
     super().__init__(_state['schema'])
+    self.problems = list(_state['problems'])
     self._codec = _tfds_codec.Codec(self.schema, _state['log'].get('encodings'))
     self._files: dict[int, Any] = {}
     self._cache: OrderedDict[int, rlds.Episode] = OrderedDict()
@@ -564,34 +636,52 @@ class TFDSLogSource(source.LogSource):
     self._lock = threading.Lock()
 
   @staticmethod
-  def _load(dataset_dir: str) -> dict[str, Any]:
-    log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
+  def _load(dataset_dir: str, verify: bool) -> dict[str, Any]:
+    problems: list[str] = []
+    log = _read_log_or_fallback(dataset_dir, problems)
     schema = _schema.Schema.from_json(log['schema'])
-    shards = _shard_entries(dataset_dir, log['dataset_name'], log['split'])
-    files, shard_ids, offsets, lengths, steps = [], [], [], [], []
-    for fname, _, entries in shards:
+    files, rows = [], []
+    for fname, _ in _list_shards(dataset_dir, shard_pattern(log['dataset_name'], log['split'])):
+      entries, _, _ = _read_shard(dataset_dir, fname, problems)
       files.append(os.path.join(dataset_dir, fname))
-      for offset, length, n in entries:
-        shard_ids.append(len(files) - 1)
-        offsets.append(offset)
-        lengths.append(length)
-        steps.append(n)
+      rows += [(len(files) - 1, *entry) for entry in entries]
+    table = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
     state = {
       'log': log,
       'schema': schema,
       'files': files,
-      'shard': np.asarray(shard_ids, dtype=np.int64),
-      'offset': np.asarray(offsets, dtype=np.int64),
-      'length': np.asarray(lengths, dtype=np.int64),
-      'steps': np.asarray(steps, dtype=np.int64),
-      'runs': _read_runs(dataset_dir),
+      'shard': table[:, 0].copy(),
+      'offset': table[:, 1].copy(),
+      'length': table[:, 2].copy(),
+      'steps': table[:, 3].copy(),
+      'runs': _read_runs(dataset_dir, problems),
+      'problems': problems,
     }
-    unknown = np.nonzero(state['steps'] < 0)[0]
-    if len(unknown):
+    # Records found by scanning have no step count yet: decode them (and,
+    # with `verify`, every record); drop the ones that do not read back.
+    check = range(len(table)) if verify else np.nonzero(state['steps'] < 0)[0]
+    if len(check):
       src = TFDSLogSource(dataset_dir, state)
-      for i in unknown:
-        state['steps'][i] = src._read_record_episode(int(i)).num_steps
+      damaged = []
+      for i in check:
+        i = int(i)
+        try:
+          n = src._read_record_episode(i).num_steps
+        except source.DamagedEpisodeError as e:
+          damaged.append(i)
+          problems.append(f'{e}; skipped')
+          continue
+        if state['steps'][i] >= 0 and state['steps'][i] != n:
+          problems.append(
+            f'{src._where(i)}: the index says {state["steps"][i]} steps, the record {n}; using {n}'
+          )
+        state['steps'][i] = n
       src.close()
+      if damaged:
+        keep = np.ones(len(table), dtype=bool)
+        keep[damaged] = False
+        for key in ('shard', 'offset', 'length', 'steps'):
+          state[key] = state[key][keep]
     return state
 
   @property
@@ -604,16 +694,40 @@ class TFDSLogSource(source.LogSource):
   def episode_lengths(self) -> np.ndarray:
     return self._state['steps']
 
+  def _where(self, index: int) -> str:
+    shard = int(self._state['shard'][index])
+    return f'{self._state["files"][shard]} at offset {int(self._state["offset"][index])}'
+
   def _read_record(self, index: int) -> bytes:
     shard = int(self._state['shard'][index])
     f = self._files.get(shard)
     if f is None:
       f = self._files[shard] = open(self._state['files'][shard], 'rb')  # noqa: SIM115
-    with self._lock:
-      return _tfrecord.read_at(f, int(self._state['offset'][index]))
+    try:
+      with self._lock:
+        return _tfrecord.read_at(f, int(self._state['offset'][index]))
+    except _tfrecord.CorruptRecordError as e:
+      raise self._damaged(index, e) from None
+
+  def _damaged(self, index: int, e: Exception) -> source.DamagedEpisodeError:
+    return source.DamagedEpisodeError(
+      f'{self._where(index)}: episode {index} is damaged ({e}). Reader(..., verify=True) skips '
+      'damaged episodes and lists them in reader.problems'
+    )
+
+  def _decode(self, index: int, rows: tuple[int, int] | None = None) -> rlds.Episode:
+    data = self._read_record(index)
+    try:
+      ep = self._codec.decode(data, rows)
+    except ValueError as e:  # WireError, or values that do not fit the schema
+      raise self._damaged(index, e) from None
+    expected = int(self._state['steps'][index])
+    if rows is None and expected >= 0 and ep.num_steps != expected:
+      raise self._damaged(index, f'the index says {expected} steps, the record holds {ep.num_steps}')
+    return ep
 
   def _read_record_episode(self, index: int) -> rlds.Episode:
-    return self._codec.decode(self._read_record(index))
+    return self._decode(index)
 
   def read_episode(self, index: int) -> rlds.Episode:
     ep = self._cache.get(index)
@@ -631,7 +745,7 @@ class TFDSLogSource(source.LogSource):
     if ep is not None:
       return ep, k
     lo = max(k - 1, 0)  # step k's action, reward and discount are in row k-1
-    return self._codec.decode(self._read_record(index), rows=(lo, k + 1)), k - lo
+    return self._decode(index, rows=(lo, k + 1)), k - lo
 
   def read_episode_metadata(self, index: int) -> Any:
     if self.schema.episode_metadata_spec is None:
@@ -639,12 +753,16 @@ class TFDSLogSource(source.LogSource):
     ep = self._cache.get(index)
     if ep is not None:
       return ep.metadata
-    return self._codec.decode_metadata(self._read_record(index))
+    data = self._read_record(index)
+    try:
+      return self._codec.decode_metadata(data)
+    except ValueError as e:
+      raise self._damaged(index, e) from None
 
   def runs(self) -> list[dict[str, Any]]:
     return [{**r, 'metadata': _jsonable.decode(r.get('metadata', {}))} for r in self._state['runs']]
 
-  def copy(self) -> TFDSLogSource:
+  def copy(self) -> TFDSLogSource:  # shares the opened state (and its problems)
     return TFDSLogSource(self.dataset_dir, self._state, self._cache_size)
 
   def close(self) -> None:
