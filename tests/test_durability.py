@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -113,3 +114,38 @@ def test_recover_on_a_directory_without_a_log_is_one_clear_line(tmp_path):
   out = _recover(tmp_path)
   assert out.returncode == 2
   assert out.stderr.strip().count('\n') == 0 and 'holds no envlogger log' in out.stderr
+
+
+def _check_run(reader: envlogger.Reader, run_id: str, indexes) -> None:
+  eps = [e for e in reader.episodes if e.run_id == run_id]
+  eps.sort(key=lambda e: int(e.episode_id.rsplit('/', 1)[1]))
+  assert len(eps) == len(indexes)
+  for ep, i in zip(eps, indexes):
+    n = child.episode_length(i)
+    assert len(ep) == n and not ep.cut_short
+    for t, step in enumerate(ep):
+      np.testing.assert_array_equal(step.timestep.observation, [i, t, i * t])
+
+
+def test_concurrent_writers_share_one_dataset(tmp_path):
+  data_dir = tmp_path / 'log'
+  procs = [
+    subprocess.Popen(
+      [sys.executable, CHILD, str(data_dir), str(w), 'count'], stdout=subprocess.PIPE, text=True
+    )
+    for w in range(1, 6)
+  ]
+  for p in procs:
+    out, _ = p.communicate(timeout=300)
+    assert p.returncode == 0 and out.strip() == 'closed'
+  with envlogger.Reader(data_dir) as r:
+    assert not r.problems
+    assert len(r.episodes) == 5 * 40
+    runs = r.runs()
+    assert sorted(run['metadata']['seed'] for run in runs) == [1, 2, 3, 4, 5]
+    for run in runs:
+      first = run['metadata']['seed'] * 1000
+      _check_run(r, run['run_id'], range(first, first + 40))
+  # The last writer to close published every writer's shards.
+  info = json.loads((data_dir / 'envlogger' / '1.0.0' / 'dataset_info.json').read_text())
+  assert sum(int(n) for n in info['splits'][0]['shardLengths']) == 200

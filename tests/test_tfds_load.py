@@ -127,3 +127,43 @@ def test_reader_tf_dataset_view(tmp_path):
     for got, ep in zip(episodes, r.episodes):
       rewards = np.stack([s['reward'] for s in got['steps']])
       np.testing.assert_array_equal(rewards, ep.as_rlds()['steps']['reward'])
+
+
+def test_tfds_load_after_a_crash_and_concurrent_writers(tmp_path):
+  """Writers killed or still racing each other: after `envlogger recover`,
+  tfds.load sees exactly the episodes the Reader sees."""
+  import os  # noqa: PLC0415
+  import signal  # noqa: PLC0415
+  import subprocess  # noqa: PLC0415
+  import sys  # noqa: PLC0415
+
+  child = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'children', 'log_until_killed.py')
+  d = str(tmp_path / 'log')
+  killed = subprocess.Popen([sys.executable, child, d, '0', 'forever'], stdout=subprocess.PIPE, text=True)
+  writers = [
+    subprocess.Popen([sys.executable, child, d, str(w), 'count'], stdout=subprocess.PIPE, text=True)
+    for w in (1, 2, 3)
+  ]
+  for line in killed.stdout:
+    if int(line.split()[1]) >= 30:
+      break
+  killed.send_signal(signal.SIGKILL)
+  killed.wait()
+  for w in writers:
+    assert w.wait(timeout=300) == 0
+  rec = subprocess.run([sys.executable, '-m', 'envlogger', 'recover', d], capture_output=True, text=True)
+  assert rec.returncode == 0, rec.stderr
+  with envlogger.Reader(d) as r:
+    expected = sorted((e.episode_id, len(e)) for e in r.episodes)
+  assert len(expected) >= 3 * 40 + 31
+  code = f"""
+import json
+import tensorflow_datasets as tfds
+ds = tfds.builder_from_directory({d + '/envlogger/1.0.0'!r}).as_dataset(split='train')
+got = sorted((ep['episode_id'].numpy().decode(), int(ep['steps'].cardinality())) for ep in ds)
+print(json.dumps(got))
+"""
+  proc = run_python(code)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  got = [tuple(x) for x in json.loads(proc.stdout.strip().splitlines()[-1])]
+  assert got == expected

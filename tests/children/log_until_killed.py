@@ -4,6 +4,8 @@ Usage: log_until_killed.py DATA_DIR SEED MODE
   MODE 'forever': logs episodes until killed, printing 'finished <i>' after
     each step() that ends episode i returns.
   MODE 'exit': logs 3 episodes and half of a fourth, then exits without close().
+  MODE 'count': logs 40 episodes numbered from SEED * 1000 (one of several
+    concurrent writers of one dataset), closes, prints 'closed'.
   MODE 'fsize': under RLIMIT_FSIZE (SIGXFSZ ignored), logs until a step fails,
     prints 'error <i> <message>' for the episode whose write failed, logs two
     more episodes (which fail too) and closes.
@@ -33,8 +35,8 @@ def episode_length(i: int) -> int:
 class CountingEnv(dm_env.Environment):
   """Episode i has episode_length(i) timesteps; observation [i, t, i * t]."""
 
-  def __init__(self):
-    self._i = -1
+  def __init__(self, first: int = 0):
+    self._i = first - 1
     self._t = 0
 
   def reset(self):
@@ -71,9 +73,16 @@ def main() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))  # ~15 episodes per shard
   per_file = 1000 if mode == 'fsize' else rng.randint(2, 50)
+  first = seed * 1000 if mode == 'count' else 0
   env = envlogger.EnvLogger(
-    CountingEnv(), data_directory=data_dir, metadata={'seed': seed}, max_episodes_per_file=per_file
+    CountingEnv(first), data_directory=data_dir, metadata={'seed': seed}, max_episodes_per_file=per_file
   )
+  if mode == 'count':
+    for i in range(first, first + 40):
+      run_episode(env, i)
+    env.close()
+    print('closed', flush=True)
+    return
   if mode == 'exit':
     for i in range(3):
       run_episode(env, i)
