@@ -149,3 +149,23 @@ def test_concurrent_writers_share_one_dataset(tmp_path):
   # The last writer to close published every writer's shards.
   info = json.loads((data_dir / 'envlogger' / '1.0.0' / 'dataset_info.json').read_text())
   assert sum(int(n) for n in info['splits'][0]['shardLengths']) == 200
+
+
+def test_reader_beside_a_live_writer(tmp_path):
+  """While a writer runs, a Reader sees its finished episodes; a frame being
+  written at the end of its shard is not reported as damage."""
+  data_dir = tmp_path / 'log'
+  env = envlogger.EnvLogger(child.CountingEnv(), data_directory=str(data_dir))
+  for i in range(3):
+    child.run_episode(env, i)
+  env.reset()
+  env.step(1)  # an episode in flight
+  shard = next((data_dir / 'envlogger' / '1.0.0').glob('envlogger-train.tfrecord-*'))
+  with open(shard, 'ab') as f:  # what a frame half-written by the live writer looks like
+    f.write(b'\x40\x00\x00\x00\x00\x00\x00\x00half')
+  with envlogger.Reader(data_dir) as r:
+    assert r.problems == []
+    _check_episodes(r, range(3))
+  env.close()  # the writer's next write goes at its own offset, over the partial bytes
+  with envlogger.Reader(data_dir) as r:
+    assert len(r.episodes) == 4 and r.episodes[3].cut_short and r.problems == []

@@ -642,8 +642,12 @@ class TFDSLogSource(source.LogSource):
     schema = _schema.Schema.from_json(log['schema'])
     files, rows = [], []
     for fname, _ in _list_shards(dataset_dir, shard_pattern(log['dataset_name'], log['split'])):
-      entries, _, _ = _read_shard(dataset_dir, fname, problems)
-      files.append(os.path.join(dataset_dir, fname))
+      path = os.path.join(dataset_dir, fname)
+      # A live writer's shard may end in a frame or index line being written:
+      # not damage (it is read up to its last whole record, without a report).
+      live = _locks.shard_in_use(path)
+      entries, _, _ = _read_shard(dataset_dir, fname, None if live else problems)
+      files.append(path)
       rows += [(len(files) - 1, *entry) for entry in entries]
     table = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
     state = {
