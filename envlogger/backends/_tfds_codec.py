@@ -158,6 +158,39 @@ class Codec:
         feats[leaf.key] = _encode_column(leaf, np.asarray(value, dtype=leaf.dtype)[None], 1)
     return wire.example(feats)
 
+  def to_features(self, episode: rlds.Episode) -> dict[str, Any]:
+    """The episode as the nested dict of numpy values TFDS's FeaturesDict (of
+    `_tfds_metadata.features_json`) encodes: what a TFDS builder yields."""
+    n = episode.num_steps
+    flat: dict[str, Any] = {}
+    for field, leaves in self.step_leaves.items():
+      for leaf, col in zip(leaves, episode.columns[field]):
+        flat[leaf.key] = np.asarray(col, dtype=leaf.dtype).reshape((n, *leaf.shape))
+    flat[f'{S.STEPS}/{S.IS_FIRST}'] = episode.is_first
+    flat[f'{S.STEPS}/{S.IS_LAST}'] = episode.is_last
+    flat[f'{S.STEPS}/{S.IS_TERMINAL}'] = episode.is_terminal
+    if self.schema.custom_data_spec is not None:
+      mask = episode.has_custom_data
+      flat[f'{S.STEPS}/{S.HAS_CUSTOM_DATA}'] = mask if mask is not None else np.zeros(n, dtype=bool)
+    flat[S.EPISODE_ID] = episode.episode_id
+    flat[S.RUN_ID] = episode.run_id
+    flat[S.CUT_SHORT] = episode.cut_short
+    flat[S.INVALID] = episode.invalid
+    if self.schema.episode_metadata_spec is not None:
+      has = episode.metadata is not None
+      flat[S.HAS_EPISODE_METADATA] = has
+      caster = self.casters.episode_metadata
+      for leaf, value in zip(self.meta_leaves, caster(episode.metadata) if has else caster.zeros()):
+        flat[leaf.key] = np.asarray(value, dtype=leaf.dtype).reshape(leaf.shape)
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+      *path, last = key.split('/')
+      node = nested
+      for part in path:
+        node = node.setdefault(part, {})
+      node[last] = value
+    return nested
+
   # -- decoding ---------------------------------------------------------------
 
   def decode(self, data: bytes, rows: tuple[int, int] | None = None) -> rlds.Episode:
@@ -196,6 +229,9 @@ class Codec:
       cut_short=bool(_flags(feats, S.CUT_SHORT)[0]),
       invalid=S.INVALID in feats and bool(_flags(feats, S.INVALID)[0]),
     )
+
+  def decode_episode_id(self, data: bytes) -> str:
+    return _string(wire.parse_example(data), S.EPISODE_ID)
 
   def decode_metadata(self, data: bytes) -> Any:
     return self._decode_metadata(wire.parse_example(data))

@@ -751,6 +751,14 @@ class TFDSLogSource(source.LogSource):
     lo = max(k - 1, 0)  # step k's action, reward and discount are in row k-1
     return self._decode(index, rows=(lo, k + 1)), k - lo
 
+  def read_episode_id(self, index: int) -> str:
+    """The id of episode `index` (parses its record; decodes no column)."""
+    data = self._read_record(index)
+    try:
+      return self._codec.decode_episode_id(data)
+    except ValueError as e:
+      raise self._damaged(index, e) from None
+
   def read_episode_metadata(self, index: int) -> Any:
     if self.schema.episode_metadata_spec is None:
       return None

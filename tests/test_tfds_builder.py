@@ -1,0 +1,150 @@
+"""tfds_builder: logs of several runs assembled into one RLDS dataset (real TFDS builds)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_python
+
+import envlogger
+from envlogger.testing import catch_env
+
+pytestmark = pytest.mark.slow
+tfds_builder = pytest.importorskip('tfds_builder', reason='tfds_builder ships with this repository')
+
+
+def _log(directory, seed, episodes=12, **kwargs):
+  with envlogger.EnvLogger(
+    catch_env.Catch(seed=seed),
+    data_directory=str(directory),
+    metadata={'seed': seed},
+    step_fn=lambda ts, a, e: {'row': np.int32(seed)},
+    episode_fn=lambda ts, a, e: {'ret': float(ts.reward)} if ts.last() else None,
+    **kwargs,
+  ) as env:
+    for i in range(episodes):
+      ts = env.reset()
+      while not ts.last():
+        ts = env.step((i + seed) % 3)
+
+
+def _expected(sources) -> dict[str, dict]:
+  out = {}
+  for d in sources:
+    with envlogger.Reader(d) as r:
+      for ep in r.episodes:
+        steps = ep.as_rlds()['steps']
+        out[ep.episode_id] = {
+          'observation': steps['observation'].tolist(),
+          'action': steps['action'].tolist(),
+          'reward': steps['reward'].tolist(),
+          'row': steps['row'].tolist(),
+          'is_terminal': steps['is_terminal'].tolist(),
+          'ret': ep.metadata['ret'],
+        }
+  return out
+
+
+def _load_in_fresh_process(data_dir, name, split):
+  """What tfds.load gives, from a process that imports neither envlogger nor tfds_builder."""
+  code = f"""
+import json, sys
+import tensorflow as tf
+import tensorflow_datasets as tfds
+out = {{}}
+for ep in tfds.load({name!r}, data_dir={str(data_dir)!r}, split={split!r}):
+  s = tf.nest.map_structure(lambda t: t.numpy(), next(iter(ep['steps'].batch(100000))))
+  ep = tf.nest.map_structure(lambda t: t.numpy(), {{k: v for k, v in ep.items() if k != 'steps'}})
+  out[ep['episode_id'].decode()] = {{
+    'observation': s['observation'].tolist(), 'action': s['action'].tolist(), 'reward': s['reward'].tolist(),
+    'row': s['row'].tolist(), 'is_terminal': s['is_terminal'].tolist(), 'ret': float(ep['ret']),
+  }}
+assert 'envlogger' not in sys.modules and 'tfds_builder' not in sys.modules
+print(json.dumps(out))
+"""
+  proc = run_python(code)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_build_from_several_runs_by_fraction(tmp_path):
+  sources = [tmp_path / 'logs' / f'actor{k}' for k in range(3)]
+  for k, d in enumerate(sources):
+    _log(d, seed=k)
+  config = tfds_builder.BuildConfig(
+    name='catch_actors',
+    sources=[str(tmp_path / 'logs' / 'actor*')],
+    splits={'train': 0.75, 'test': 0.25},
+    description='Catch played by three actors.',
+  )
+  out = tfds_builder.build(config, str(tmp_path / 'out'))
+  expected = _expected(sources)
+  train = _load_in_fresh_process(tmp_path / 'out', 'catch_actors', 'train')
+  test = _load_in_fresh_process(tmp_path / 'out', 'catch_actors', 'test')
+  assert not set(train) & set(test)
+  assert {**train, **test} == expected  # every step of every episode, once
+  assert 0 < len(test) < len(train)
+  info = json.loads((tmp_path / 'out' / 'catch_actors' / '1.0.0' / 'dataset_info.json').read_text())
+  assert 'Catch played by three actors.' in info['description'] and 'train (' in info['description']
+  assert out.endswith('catch_actors/1.0.0')
+
+
+def test_build_by_run_and_array_record_random_access(tmp_path):
+  _log(tmp_path / 'logs', seed=1, episodes=5)
+  _log(tmp_path / 'logs', seed=2, episodes=4)  # appended: a second run in the same log
+  with envlogger.Reader(tmp_path / 'logs') as r:
+    runs = [run['run_id'] for run in r.runs()]
+  config = tfds_builder.BuildConfig(
+    name='catch_runs',
+    sources=[str(tmp_path / 'logs')],
+    splits={'train': [runs[0]], 'test': [runs[1]]},
+    split_by='run',
+  )
+  tfds_builder.build(config, str(tmp_path / 'out'), file_format='array_record')
+  import tensorflow_datasets as tfds  # noqa: PLC0415
+
+  builder = tfds.builder_from_directory(str(tmp_path / 'out' / 'catch_runs' / '1.0.0'))
+  source = builder.as_data_source(split='test')
+  assert len(source) == 4
+  expected = _expected([tmp_path / 'logs'])
+  for i in (3, 0, 2):
+    ep = source[i]
+    eid = ep['episode_id'].decode()
+    assert eid.startswith(runs[1])
+    steps = ep['steps']  # a random-access sequence of step dicts
+    np.testing.assert_array_equal(
+      [steps[k]['observation'] for k in range(len(steps))], expected[eid]['observation']
+    )
+    assert [int(steps[k]['action']) for k in range(len(steps))] == expected[eid]['action']
+
+
+def test_clear_errors_for_bad_sources(tmp_path):
+  BuildConfig, SourceError = tfds_builder.BuildConfig, tfds_builder.SourceError
+  with pytest.raises(ValueError, match='sources is empty'):
+    BuildConfig(name='x', sources=[])
+  with pytest.raises(SourceError, match='matches no directory'):
+    tfds_builder.build(BuildConfig(name='x', sources=[str(tmp_path / 'nothing*')]), str(tmp_path / 'out'))
+  _log(tmp_path / 'a', seed=0, episodes=2)
+  with envlogger.EnvLogger(catch_env.Catch(rows=6), data_directory=str(tmp_path / 'b')) as env:
+    env.reset()
+  with pytest.raises(SourceError, match='do not record the same specs') as err:
+    tfds_builder.build(
+      BuildConfig(name='x', sources=[str(tmp_path / 'a'), str(tmp_path / 'b')]), str(tmp_path / 'o')
+    )
+  assert 'observation_spec' in str(err.value)
+  # A damaged source: fail by default, skipped with a report on request.
+  _log(tmp_path / 'c', seed=1, episodes=2)
+  shard = next((tmp_path / 'c' / 'envlogger' / '1.0.0').glob('envlogger-train.tfrecord-*'))
+  with open(shard, 'ab') as f:
+    f.write(b'torn')
+  sources = [str(tmp_path / 'a'), str(tmp_path / 'c')]
+  with pytest.raises(SourceError, match='is damaged'):
+    tfds_builder.build(BuildConfig(name='y', sources=sources), str(tmp_path / 'o'))
+  tfds_builder.build(BuildConfig(name='y', sources=sources, on_damage='skip'), str(tmp_path / 'o'))
+  import tensorflow_datasets as tfds  # noqa: PLC0415
+
+  assert (
+    tfds.builder_from_directory(str(tmp_path / 'o' / 'y' / '1.0.0')).info.splits['train'].num_examples == 2
+  )

@@ -1,0 +1,202 @@
+"""The TFDS builder: envlogger logs from many runs and actors -> one RLDS dataset.
+
+`build(config, data_dir)` assembles the episodes of every source log into the
+dataset `<data_dir>/<name>/<version>/`, which `tfds.load(name,
+data_dir=data_dir)` loads anywhere (envlogger is not needed to read it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import hashlib
+import json
+import os
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from envlogger.backends import _tfds_codec, _tfds_metadata, source
+from envlogger.backends import tfds as tfds_backend
+from tfds_builder.config import BuildConfig
+
+
+class SourceError(ValueError):
+  """The sources cannot be assembled (none found, damaged, or specs that differ)."""
+
+
+def open_sources(config: BuildConfig) -> tuple[list[tfds_backend.TFDSLogSource], list[str]]:
+  """Opens every source log; returns (sources, report lines of what was skipped).
+
+  Raises:
+    SourceError: a pattern matches nothing, a directory holds no log, a log
+      is damaged (unless on_damage='skip'), or the logs' specs differ.
+  """
+  dirs: list[str] = []
+  for pattern in config.sources:
+    matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    if not matches or not all(os.path.isdir(m) for m in matches):
+      raise SourceError(f'source {pattern!r} matches no directory.')
+    for m in matches:
+      found = tfds_backend.find_dataset_dirs(m)
+      if not found:
+        raise SourceError(f'{m} holds no envlogger log.')
+      dirs += [d for d in found if d not in dirs]
+  sources, report = [], []
+  for d in dirs:
+    src = tfds_backend.TFDSLogSource(d)
+    if src.problems:
+      lines = '\n  '.join(src.problems)
+      if config.on_damage == 'fail':
+        raise SourceError(f'{d} is damaged (on_damage="skip" leaves it out):\n  {lines}')
+      report.append(f'skipped {d}, damaged:\n  {lines}')
+      src.close()
+      continue
+    sources.append(src)
+  if not sources:
+    raise SourceError('no readable source log.')
+  _check_same_schema(sources)
+  return sources, report
+
+
+def _check_same_schema(sources: list[tfds_backend.TFDSLogSource]) -> None:
+  groups: dict[str, list[str]] = {}
+  for src in sources:
+    groups.setdefault(json.dumps(src.schema.to_json(), sort_keys=True), []).append(src.dataset_dir)
+  if len(groups) == 1:
+    return
+  (ref_key, ref_dirs), *others = groups.items()
+  ref = json.loads(ref_key)
+  lines = []
+  for key, dirs in others:
+    other = json.loads(key)
+    diffs = [
+      f'{k}: {ref.get(k)!r} vs {other.get(k)!r}'
+      for k in sorted(set(ref) | set(other))
+      if ref.get(k) != other.get(k)
+    ]
+    lines.append(f'{dirs} differ from {ref_dirs} in:\n    ' + '\n    '.join(diffs))
+  raise SourceError('the sources do not record the same specs:\n  ' + '\n  '.join(lines))
+
+
+def _fraction(episode_id: str) -> float:
+  """A stable pseudo-random number in [0, 1) for an episode."""
+  return int(hashlib.sha1(episode_id.encode()).hexdigest()[:13], 16) / 16**13
+
+
+def assign_splits(config: BuildConfig, sources) -> dict[str, list[tuple[int, int]]]:
+  """Split name -> [(source index, episode index), ...]."""
+  out: dict[str, list[tuple[int, int]]] = {split: [] for split in config.splits}
+  names = list(config.splits)
+  bounds, total = [], 0.0
+  if config.split_by == 'episode':
+    for split in names[:-1]:
+      total += float(config.splits[split])
+      bounds.append(total)
+  unmatched = set()
+  for si, src in enumerate(sources):
+    ids = [src.read_episode_id(ei) for ei in range(src.num_episodes())]
+    for ei, episode_id in enumerate(ids):
+      if config.split_by == 'episode':
+        f = _fraction(episode_id)
+        split = next((names[k] for k, b in enumerate(bounds) if f < b), names[-1])
+      else:
+        run_id = episode_id.rsplit('/', 1)[0]
+        split = next((s for s in names if any(fnmatch.fnmatch(run_id, p) for p in config.splits[s])), None)
+        if split is None:
+          unmatched.add(run_id)
+          continue
+      out[split].append((si, ei))
+  if unmatched:
+    raise SourceError(f'runs match no split pattern: {sorted(unmatched)}')
+  return out
+
+
+def _card(config: BuildConfig, sources, splits: dict[str, list[tuple[int, int]]], features) -> str:
+  steps = {s: sum(int(sources[si].episode_lengths()[ei]) for si, ei in refs) for s, refs in splits.items()}
+  runs = [r for src in sources for r in src.runs()]
+  lines = [config.description or f'{config.name}: episodes recorded with envlogger (RLDS format).', '']
+  lines.append(
+    'Splits: ' + ', '.join(f'{s} ({len(r)} episodes, {steps[s]} steps)' for s, r in splits.items())
+  )
+  lines.append(f'Sources: {len(sources)} logs, {len(runs)} logger runs:')
+  lines += [f'  {r.get("run_id")} created {r.get("created", "?")} metadata {r.get("metadata")}' for r in runs]
+  lines.append('Features:')
+  lines += [f'  {line}' for line in str(features).splitlines()]
+  return '\n'.join(lines)
+
+
+class EnvloggerRlds(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base class; `builder_class(config)` makes the class of one dataset."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  build_config: BuildConfig
+
+  def __init__(self, **kwargs):
+    self._sources, self.skipped = open_sources(self.build_config)
+    self._codecs = [_tfds_codec.Codec(s.schema, s.log_info.get('encodings')) for s in self._sources]
+    self._splits = assign_splits(self.build_config, self._sources)
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    first = self._sources[0]
+    features = tfds.features.FeatureConnector.from_json(
+      _tfds_metadata.features_json(first.schema, first.log_info.get('encodings') or {})
+    )
+    runs = [r for src in self._sources for r in src.runs()]
+    return tfds.core.DatasetInfo(
+      builder=self,
+      description=_card(self.build_config, self._sources, self._splits, features),
+      features=features,
+      homepage=self.build_config.homepage or None,
+      citation=self.build_config.citation or None,
+      metadata=tfds.core.MetadataDict(
+        envlogger={
+          'schema': first.schema.to_json(),
+          'runs': [{k: r[k] for k in ('run_id', 'created') if k in r} for r in runs],
+          'sources': [s.dataset_dir for s in self._sources],
+        }
+      ),
+    )
+
+  def _split_generators(self, dl_manager):
+    return {split: self._generate_examples(refs) for split, refs in self._splits.items()}
+
+  def _generate_examples(self, refs):
+    for si, ei in refs:
+      src = self._sources[si]
+      try:
+        episode = src.read_episode(ei)
+      except source.DamagedEpisodeError as e:
+        if self.build_config.on_damage == 'fail':
+          raise
+        self.skipped.append(f'skipped an episode: {e}')
+        continue
+      yield episode.episode_id, self._codecs[si].to_features(episode)
+
+
+def builder_class(config: BuildConfig) -> type[EnvloggerRlds]:
+  """The builder class of the dataset `config` describes (named after it)."""
+  camel = ''.join(p.capitalize() for p in config.name.split('_'))
+  return type(
+    camel,
+    (EnvloggerRlds,),
+    {
+      'name': config.name,
+      'VERSION': tfds.core.Version(config.version),
+      'build_config': config,
+      # A one-part module name: TFDS then finds the code with inspect, not
+      # with importlib_resources (which it imports lazily and does not require).
+      '__module__': 'tfds_builder',
+    },
+    skip_registration=True,
+  )
+
+
+def build(config: BuildConfig, data_dir: str, file_format: str = 'tfrecord', **prepare_kwargs: Any) -> str:
+  """Builds the dataset into `<data_dir>/<name>/<version>/`; returns that directory."""
+  builder = builder_class(config)(data_dir=data_dir, file_format=file_format)
+  builder.download_and_prepare(**prepare_kwargs)
+  for line in builder.skipped:
+    print(f'tfds_builder: {line}')
+  return str(builder.data_dir)
