@@ -148,3 +148,36 @@ def test_clear_errors_for_bad_sources(tmp_path):
   assert (
     tfds.builder_from_directory(str(tmp_path / 'o' / 'y' / '1.0.0')).info.splits['train'].num_examples == 2
   )
+
+
+def test_images_as_png_and_shards_in_episodes(tmp_path):
+  from dm_env import specs  # noqa: PLC0415
+
+  from envlogger.testing import spec_env  # noqa: PLC0415
+
+  env = spec_env.SpecEnv(
+    {'frame': specs.Array((12, 10, 3), np.uint8), 'pos': specs.Array((2,), np.float32)},
+    specs.DiscreteArray(3),
+    episode_lengths=(4, 6),
+    seed=3,
+  )
+  with envlogger.EnvLogger(env, data_directory=str(tmp_path / 'logs')) as logged:
+    for _ in range(6):
+      ts = logged.reset()
+      while not ts.last():
+        ts = logged.step(1)
+  with envlogger.Reader(tmp_path / 'logs') as r:
+    expected = {e.episode_id: e.as_rlds()['steps']['observation']['frame'] for e in r.episodes}
+  config = tfds_builder.BuildConfig(
+    name='frames', sources=[str(tmp_path / 'logs')], image_encoding='png', episodes_per_shard=2
+  )
+  tfds_builder.build(config, str(tmp_path / 'out'))
+  import tensorflow_datasets as tfds  # noqa: PLC0415
+
+  builder = tfds.builder_from_directory(str(tmp_path / 'out' / 'frames' / '1.0.0'))
+  frame = builder.info.features['steps']['observation']['frame']
+  assert isinstance(frame, tfds.features.Image) and frame.encoding_format == 'png'
+  assert builder.info.splits['train'].num_shards == 3
+  for ep in tfds.as_numpy(builder.as_dataset(split='train')):
+    frames = np.stack([s['observation']['frame'] for s in ep['steps']])
+    np.testing.assert_array_equal(frames, expected[ep['episode_id'].decode()])  # PNG is lossless

@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 import tensorflow_datasets as tfds
+from google.protobuf import json_format
 
 from envlogger.backends import _tfds_codec, _tfds_metadata, source
 from envlogger.backends import tfds as tfds_backend
@@ -140,9 +141,12 @@ class EnvloggerRlds(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _info(self) -> tfds.core.DatasetInfo:
     first = self._sources[0]
-    features = tfds.features.FeatureConnector.from_json(
-      _tfds_metadata.features_json(first.schema, first.log_info.get('encodings') or {})
-    )
+    features_json = _tfds_metadata.features_json(first.schema, first.log_info.get('encodings') or {})
+    if self.build_config.image_encoding:
+      steps = features_json['featuresDict']['features']['steps']['sequence']['feature']
+      obs = steps['featuresDict']['features']
+      obs['observation'] = _as_images(obs['observation'], self.build_config.image_encoding)
+    features = tfds.features.FeatureConnector.from_json(features_json)
     runs = [r for src in self._sources for r in src.runs()]
     return tfds.core.DatasetInfo(
       builder=self,
@@ -175,6 +179,22 @@ class EnvloggerRlds(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       yield episode.episode_id, self._codecs[si].to_features(episode)
 
 
+def _as_images(feature: dict[str, Any], encoding_format: str) -> dict[str, Any]:
+  """Observation features, with uint8 (H, W, C) tensors as `tfds.features.Image`."""
+  if 'featuresDict' in feature:
+    inner = feature['featuresDict']['features']
+    return {
+      **feature,
+      'featuresDict': {'features': {k: _as_images(v, encoding_format) for k, v in inner.items()}},
+    }
+  tensor = feature.get('tensor', {})
+  dims = [int(d) for d in tensor.get('shape', {}).get('dimensions', [])]
+  if tensor.get('dtype') == 'uint8' and len(dims) == 3 and dims[2] in (1, 3, 4):
+    image = tfds.features.Image(shape=tuple(dims), encoding_format=encoding_format)
+    return json_format.MessageToDict(image.to_proto())  # the layout of the rest of features.json
+  return feature
+
+
 def builder_class(config: BuildConfig) -> type[EnvloggerRlds]:
   """The builder class of the dataset `config` describes (named after it)."""
   camel = ''.join(p.capitalize() for p in config.name.split('_'))
@@ -193,9 +213,23 @@ def builder_class(config: BuildConfig) -> type[EnvloggerRlds]:
   )
 
 
+def _download_config(config: BuildConfig, builder: EnvloggerRlds) -> tfds.download.DownloadConfig:
+  """TFDS's shard settings from `max_shard_bytes` / `episodes_per_shard`."""
+  if config.max_shard_bytes is not None:
+    return tfds.download.DownloadConfig(
+      max_shard_size=config.max_shard_bytes, min_shard_size=min(config.max_shard_bytes, 64 << 20)
+    )
+  if config.episodes_per_shard is not None:
+    largest = max(len(refs) for refs in builder._splits.values())
+    return tfds.download.DownloadConfig(num_shards=max(1, -(-largest // config.episodes_per_shard)))
+  return tfds.download.DownloadConfig()
+
+
 def build(config: BuildConfig, data_dir: str, file_format: str = 'tfrecord', **prepare_kwargs: Any) -> str:
   """Builds the dataset into `<data_dir>/<name>/<version>/`; returns that directory."""
   builder = builder_class(config)(data_dir=data_dir, file_format=file_format)
+  if 'download_config' not in prepare_kwargs:
+    prepare_kwargs['download_config'] = _download_config(config, builder)
   builder.download_and_prepare(**prepare_kwargs)
   for line in builder.skipped:
     print(f'tfds_builder: {line}')

@@ -27,6 +27,13 @@ class BuildConfig:
     split_by: 'episode' (fractions) or 'run'.
     description, citation, homepage: for the dataset card and DatasetInfo.
     on_damage: 'fail' (default) or 'skip' a source whose log reports damage.
+    image_encoding: None (default: images stay zlib-compressed tensors,
+      lossless), 'png' (lossless) or 'jpeg' (lossy, smaller): observation
+      leaves of dtype uint8 and shape (H, W, C), C in 1, 3, 4, become
+      `tfds.features.Image`, as in Open X-Embodiment datasets.
+    max_shard_bytes: the largest shard TFDS writes (default: TFDS's 1 GiB).
+    episodes_per_shard: about this many episodes per shard instead (TFDS
+      takes one shard count for all splits: it is computed from the largest).
   """
 
   name: str
@@ -38,6 +45,9 @@ class BuildConfig:
   citation: str = ''
   homepage: str = ''
   on_damage: str = 'fail'
+  image_encoding: str | None = None
+  max_shard_bytes: int | None = None
+  episodes_per_shard: int | None = None
 
   def __post_init__(self):
     if not _NAME_RE.match(self.name or ''):
@@ -63,6 +73,14 @@ class BuildConfig:
       for split, patterns in self.splits.items():
         if isinstance(patterns, str):
           self.splits[split] = [patterns]
+    if self.image_encoding not in (None, 'png', 'jpeg'):
+      raise ValueError(f"image_encoding must be None, 'png' or 'jpeg', got {self.image_encoding!r}.")
+    if self.max_shard_bytes is not None and self.episodes_per_shard is not None:
+      raise ValueError('give max_shard_bytes or episodes_per_shard, not both.')
+    for field in ('max_shard_bytes', 'episodes_per_shard'):
+      value = getattr(self, field)
+      if value is not None and (not isinstance(value, int) or value < 1):
+        raise ValueError(f'{field} must be a positive integer, got {value!r}.')
     if self.on_damage not in ('fail', 'skip'):
       raise ValueError(f"on_damage must be 'fail' or 'skip', got {self.on_damage!r}.")
 
