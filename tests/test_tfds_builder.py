@@ -181,3 +181,20 @@ def test_images_as_png_and_shards_in_episodes(tmp_path):
   for ep in tfds.as_numpy(builder.as_dataset(split='train')):
     frames = np.stack([s['observation']['frame'] for s in ep['steps']])
     np.testing.assert_array_equal(frames, expected[ep['episode_id'].decode()])  # PNG is lossless
+
+
+def test_build_with_apache_beam_direct_runner(tmp_path):
+  beam = pytest.importorskip('apache_beam', reason='the beam extra is not installed')
+  sources = [tmp_path / 'logs' / f'actor{k}' for k in range(2)]
+  for k, d in enumerate(sources):
+    _log(d, seed=k, episodes=6)
+  config = tfds_builder.BuildConfig(
+    name='catch_beam', sources=[str(tmp_path / 'logs' / 'actor*')], splits={'train': 0.5, 'test': 0.5}
+  )
+  options = beam.options.pipeline_options.PipelineOptions(
+    flags=['--runner=DirectRunner', '--direct_num_workers=1']
+  )
+  tfds_builder.build(config, str(tmp_path / 'out'), beam_options=options)
+  train = _load_in_fresh_process(tmp_path / 'out', 'catch_beam', 'train')
+  test = _load_in_fresh_process(tmp_path / 'out', 'catch_beam', 'test')
+  assert {**train, **test} == _expected(sources) and len(train) + len(test) == 12

@@ -132,6 +132,7 @@ class EnvloggerRlds(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   VERSION = tfds.core.Version('1.0.0')
   build_config: BuildConfig
+  use_beam = False  # set by build(..., beam_options=...): episodes are read by Beam workers
 
   def __init__(self, **kwargs):
     self._sources, self.skipped = open_sources(self.build_config)
@@ -167,6 +168,13 @@ class EnvloggerRlds(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return {split: self._generate_examples(refs) for split, refs in self._splits.items()}
 
   def _generate_examples(self, refs):
+    if self.use_beam:
+      beam = tfds.core.lazy_imports.apache_beam
+      items = [(self._sources[si].dataset_dir, ei) for si, ei in refs]
+      return beam.Create(items) | beam.ParDo(_ReadEpisodes(self.build_config.on_damage))
+    return self._generate_locally(refs)
+
+  def _generate_locally(self, refs):
     for si, ei in refs:
       src = self._sources[si]
       try:
@@ -195,6 +203,45 @@ def _as_images(feature: dict[str, Any], encoding_format: str) -> dict[str, Any]:
   return feature
 
 
+def _read_episodes_fn():
+  beam = tfds.core.lazy_imports.apache_beam
+
+  class ReadEpisodes(beam.DoFn):
+    """(dataset dir, episode index) -> (episode id, features), in a Beam worker."""
+
+    def __init__(self, on_damage: str):
+      self._on_damage = on_damage
+      self._open: dict[str, Any] = {}
+
+    def setup(self):
+      self._open = {}
+
+    def process(self, item):
+      dataset_dir, index = item
+      if dataset_dir not in self._open:
+        src = tfds_backend.TFDSLogSource(dataset_dir)
+        self._open[dataset_dir] = (src, _tfds_codec.Codec(src.schema, src.log_info.get('encodings')))
+      src, codec = self._open[dataset_dir]
+      try:
+        episode = src.read_episode(index)
+      except source.DamagedEpisodeError:
+        if self._on_damage == 'fail':
+          raise
+        beam.metrics.Metrics.counter('envlogger', 'damaged_episodes_skipped').inc()
+        return
+      yield episode.episode_id, codec.to_features(episode)
+
+    def teardown(self):
+      for src, _ in self._open.values():
+        src.close()
+
+  return ReadEpisodes
+
+
+def _ReadEpisodes(on_damage: str):  # noqa: N802 (a DoFn factory: Beam is imported only when used)
+  return _read_episodes_fn()(on_damage)
+
+
 def builder_class(config: BuildConfig) -> type[EnvloggerRlds]:
   """The builder class of the dataset `config` describes (named after it)."""
   camel = ''.join(p.capitalize() for p in config.name.split('_'))
@@ -213,23 +260,42 @@ def builder_class(config: BuildConfig) -> type[EnvloggerRlds]:
   )
 
 
-def _download_config(config: BuildConfig, builder: EnvloggerRlds) -> tfds.download.DownloadConfig:
-  """TFDS's shard settings from `max_shard_bytes` / `episodes_per_shard`."""
+def _download_config(
+  config: BuildConfig, builder: EnvloggerRlds, beam_options
+) -> tfds.download.DownloadConfig:
+  """TFDS's shard settings from `max_shard_bytes` / `episodes_per_shard`, and Beam's options."""
+  kwargs: dict[str, Any] = {'beam_options': beam_options}
   if config.max_shard_bytes is not None:
-    return tfds.download.DownloadConfig(
-      max_shard_size=config.max_shard_bytes, min_shard_size=min(config.max_shard_bytes, 64 << 20)
-    )
-  if config.episodes_per_shard is not None:
+    kwargs.update(max_shard_size=config.max_shard_bytes, min_shard_size=min(config.max_shard_bytes, 64 << 20))
+  elif config.episodes_per_shard is not None:
     largest = max(len(refs) for refs in builder._splits.values())
-    return tfds.download.DownloadConfig(num_shards=max(1, -(-largest // config.episodes_per_shard)))
-  return tfds.download.DownloadConfig()
+    kwargs['num_shards'] = max(1, -(-largest // config.episodes_per_shard))
+  return tfds.download.DownloadConfig(**kwargs)
 
 
-def build(config: BuildConfig, data_dir: str, file_format: str = 'tfrecord', **prepare_kwargs: Any) -> str:
-  """Builds the dataset into `<data_dir>/<name>/<version>/`; returns that directory."""
+def build(
+  config: BuildConfig,
+  data_dir: str,
+  file_format: str = 'tfrecord',
+  beam_options: Any = None,
+  **prepare_kwargs: Any,
+) -> str:
+  """Builds the dataset into `<data_dir>/<name>/<version>/`; returns that directory.
+
+  Args:
+    config: what to build.
+    data_dir: where (`tfds.load(config.name, data_dir=data_dir)` loads it).
+    file_format: 'tfrecord' or 'array_record'.
+    beam_options: an `apache_beam.options.pipeline_options.PipelineOptions`
+      to build with Apache Beam (the `beam` extra): the DirectRunner here,
+      Dataflow/Spark/Flink at scale (see docs/sharing.md). None builds in
+      this process.
+    **prepare_kwargs: passed to `download_and_prepare`.
+  """
   builder = builder_class(config)(data_dir=data_dir, file_format=file_format)
+  builder.use_beam = beam_options is not None
   if 'download_config' not in prepare_kwargs:
-    prepare_kwargs['download_config'] = _download_config(config, builder)
+    prepare_kwargs['download_config'] = _download_config(config, builder, beam_options)
   builder.download_and_prepare(**prepare_kwargs)
   for line in builder.skipped:
     print(f'tfds_builder: {line}')
