@@ -456,15 +456,15 @@ def _shard_entries(dataset_dir: str, name: str, split: str) -> list[tuple[str, i
   """(file, shard index, [[offset, length, steps], ...]) for every shard on disk."""
   out = []
   for fname, idx in _list_shards(dataset_dir, shard_pattern(name, split)):
-    entries, _, _ = _read_shard(dataset_dir, fname)
+    entries, *_ = _read_shard(dataset_dir, fname)
     out.append((fname, idx, entries))
   return out
 
 
 def _read_shard(
   dataset_dir: str, fname: str, problems: list[str] | None = None
-) -> tuple[list[list[int]], int, int]:
-  """A shard's records: ([[offset, length, steps], ...], index lines used, file size).
+) -> tuple[list[list[int]], int, int, int]:
+  """A shard's records: ([[offset, length, steps], ...], index lines used, file size, index lines).
 
   Index lines are trusted if their frame lies inside the file; records after
   the last indexed one (written by a process that died before its index line,
@@ -510,7 +510,7 @@ def _read_shard(
         f'{path}: {size - frames_end} bytes from offset {frames_end} are not whole records '
         '(a write cut short, or damage); skipped'
       )
-  return entries, indexed, size
+  return entries, indexed, size, lines
 
 
 RECOVERED_DIR = 'envlogger_recovered'
@@ -535,21 +535,19 @@ def repair_shards(dataset_dir: str, locked: bool = False) -> list[str]:
     path = os.path.join(dataset_dir, fname)
     if _locks.shard_in_use(path):
       continue  # a live writer's shard: it finishes it itself
-    entries, indexed, size = _read_shard(dataset_dir, fname)
-    if (
-      indexed == len(entries) and _frames_end(entries) == size and _index_lines(dataset_dir, fname) == indexed
-    ):
+    entries, indexed, size, lines = _read_shard(dataset_dir, fname)
+    if indexed == len(entries) == lines and _frames_end(entries) == size:
       continue
     good = entries[:indexed]
-    for offset, length, _ in entries[indexed:]:  # scanned records: decode to count steps
-      try:
-        if codec is None:
-          codec = _tfds_codec.Codec(_schema.Schema.from_json(log['schema']), log.get('encodings'))
-        with open(path, 'rb') as f:
+    if len(entries) > indexed and codec is None:
+      codec = _tfds_codec.Codec(_schema.Schema.from_json(log['schema']), log.get('encodings'))
+    with open(path, 'rb') as f:
+      for offset, length, _ in entries[indexed:]:  # scanned records: decode to count steps
+        try:
           steps = codec.decode(_tfrecord.read_at(f, offset)).num_steps
-      except (OSError, ValueError):
-        break  # damaged: keep it (and what follows) aside with the tail
-      good.append([offset, length, steps])
+        except (OSError, ValueError):
+          break  # damaged: keep it (and what follows) aside with the tail
+        good.append([offset, length, steps])
     end = _frames_end(good)
     if end < size:
       os.makedirs(os.path.join(dataset_dir, RECOVERED_DIR), exist_ok=True)
@@ -602,14 +600,6 @@ def _frames_end(entries: list[list[int]]) -> int:
   return entries[-1][0] + _tfrecord.framed_size(entries[-1][1]) if entries else 0
 
 
-def _index_lines(dataset_dir: str, fname: str) -> int:
-  try:
-    with open(os.path.join(dataset_dir, INDEX_DIR, f'{fname}.jsonl'), 'rb') as f:
-      return sum(1 for _ in f)
-  except FileNotFoundError:
-    return 0
-
-
 class TFDSLogSource(source.LogSource):
   """Random access to a log written by `TFDSBackendWriter`, without TensorFlow.
 
@@ -646,7 +636,7 @@ class TFDSLogSource(source.LogSource):
       # A live writer's shard may end in a frame or index line being written:
       # not damage (it is read up to its last whole record, without a report).
       live = _locks.shard_in_use(path)
-      entries, _, _ = _read_shard(dataset_dir, fname, None if live else problems)
+      entries, *_ = _read_shard(dataset_dir, fname, None if live else problems)
       files.append(path)
       rows += [(len(files) - 1, *entry) for entry in entries]
     table = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
