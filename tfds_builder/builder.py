@@ -171,7 +171,7 @@ class EnvloggerRlds(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     if self.use_beam:
       beam = tfds.core.lazy_imports.apache_beam
       items = [(self._sources[si].dataset_dir, ei) for si, ei in refs]
-      return beam.Create(items) | beam.ParDo(_ReadEpisodes(self.build_config.on_damage))
+      return beam.Create(items) | beam.ParDo(_read_episodes(self.build_config.on_damage))
     return self._generate_locally(refs)
 
   def _generate_locally(self, refs):
@@ -203,7 +203,8 @@ def _as_images(feature: dict[str, Any], encoding_format: str) -> dict[str, Any]:
   return feature
 
 
-def _read_episodes_fn():
+def _read_episodes(on_damage: str):
+  """The DoFn reading episodes in Beam workers (defined here: Beam is imported only when used)."""
   beam = tfds.core.lazy_imports.apache_beam
 
   class ReadEpisodes(beam.DoFn):
@@ -235,11 +236,7 @@ def _read_episodes_fn():
       for src, _ in self._open.values():
         src.close()
 
-  return ReadEpisodes
-
-
-def _ReadEpisodes(on_damage: str):  # noqa: N802 (a DoFn factory: Beam is imported only when used)
-  return _read_episodes_fn()(on_damage)
+  return ReadEpisodes(on_damage)
 
 
 def builder_class(config: BuildConfig) -> type[EnvloggerRlds]:
