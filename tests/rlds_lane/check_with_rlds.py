@@ -175,7 +175,30 @@ def run(out_dir: str) -> Checks:
     float(totals['reward'].numpy()),
     sum(e['reward_sum'] for e in exp['episodes']),
   )
+  if 'built' in exp:
+    check_built(c, out_dir, exp['built'])
   return c
+
+
+def check_built(c: Checks, out_dir: str, built: dict) -> None:
+  """The dataset tfds_builder assembled from the log: every episode once, across its splits."""
+  builder = tfds.builder_from_directory(os.path.join(out_dir, built['dataset_dir']))
+  seen = {}
+  for split in builder.info.splits:
+    for episode in builder.as_dataset(split=split, shuffle_files=False):
+      steps = episode[rlds.STEPS]
+      seen[episode['episode_id'].numpy().decode()] = {
+        'length': int(rlds.transformations.episode_length(steps).numpy()),
+        'reward_sum': float(rlds.transformations.sum_dataset(steps, lambda s: s[rlds.REWARD]).numpy()),
+      }
+  c.eq('built dataset: episode ids', sorted(seen), sorted(built['episodes']))
+  for eid, want in built['episodes'].items():
+    got = seen.get(eid, {})
+    c.eq(f'built {eid}: length', got.get('length'), want['length'])
+    c.close(f'built {eid}: reward sum', got.get('reward_sum', float('nan')), want['reward_sum'])
+  print(
+    f'check_with_rlds: built dataset {built["dataset_dir"]}: {len(seen)} episodes in {len(builder.info.splits)} splits'
+  )
 
 
 def main(argv: list[str]) -> int:

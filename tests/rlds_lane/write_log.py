@@ -124,6 +124,23 @@ def expected(out_dir: str) -> dict:
   }
 
 
+BUILT_NAME = 'catch_shared'
+
+
+def build_shared(out_dir: str, exp: dict) -> dict:
+  """Assembles the log into a shared dataset with tfds_builder (two splits)."""
+  from tfds_builder import BuildConfig, build  # noqa: PLC0415 (imports TFDS and TensorFlow)
+
+  config = BuildConfig(name=BUILT_NAME, sources=[out_dir], splits={'train': 0.5, 'test': 0.5})
+  built_dir = build(config, os.path.join(out_dir, 'built'))
+  return {
+    'dataset_dir': os.path.relpath(built_dir, out_dir),
+    'episodes': {
+      e['episode_id']: {'length': e['length'], 'reward_sum': e['reward_sum']} for e in exp['episodes']
+    },
+  }
+
+
 def main(argv: list[str]) -> int:
   if len(argv) != 2:
     print(f'usage: {argv[0]} OUT_DIR', file=sys.stderr)
@@ -135,6 +152,7 @@ def main(argv: list[str]) -> int:
   os.makedirs(out_dir, exist_ok=True)
   write(out_dir)
   exp = expected(out_dir)
+  exp['built'] = build_shared(out_dir, exp)
   with open(os.path.join(out_dir, 'expected.json'), 'w') as f:
     json.dump(exp, f, indent=1)
   lengths = [e['length'] for e in exp['episodes']]
