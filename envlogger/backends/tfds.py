@@ -37,6 +37,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -77,7 +78,7 @@ class TFDSBackendWriter(base.BackendWriter):
     scheduler: what to record (see `envlogger.schedulers`).
     flush_scheduler: optional `StepData -> bool`, asked after each step; True
       flushes: republishes the TFDS metadata (dataset_info.json) so
-      `tfds.load` sees every episode written so far (and fsyncs, see `fsync`).
+      `tfds.load` sees every episode written so far.
     flush_every_episodes: also flush after this many episodes (None: never).
     flush_every_seconds: also flush at the end of the first episode this many
       seconds after the last flush (default 60; None: never). Publishing
@@ -249,10 +250,7 @@ class TFDSBackendWriter(base.BackendWriter):
     return t is not None and time.monotonic() - self._last_flush >= t
 
   def flush_now(self) -> None:
-    """Publishes the TFDS metadata now (and fsyncs the shard if `fsync`)."""
-    if self._fsync and self._shard_fd is not None:
-      os.fsync(self._shard_fd)
-      os.fsync(self._index_fd)
+    """Publishes the TFDS metadata now (with `fsync`, episodes are synced as written)."""
     self.publish()
     self._episodes_since_flush = 0
     self._last_flush = time.monotonic()
@@ -660,7 +658,7 @@ class TFDSLogSource(source.LogSource):
       for i in check:
         i = int(i)
         try:
-          n = src._read_record_episode(i).num_steps
+          n = src._decode(i).num_steps
         except source.DamagedEpisodeError as e:
           damaged.append(i)
           problems.append(f'{e}; skipped')
@@ -709,26 +707,27 @@ class TFDSLogSource(source.LogSource):
       'damaged episodes and lists them in reader.problems'
     )
 
-  def _decode(self, index: int, rows: tuple[int, int] | None = None) -> rlds.Episode:
+  def _parse(self, index: int, parse: Callable[[bytes], Any]) -> Any:
+    """`parse` applied to episode `index`'s record; damage raises DamagedEpisodeError."""
     data = self._read_record(index)
     try:
-      ep = self._codec.decode(data, rows)
+      return parse(data)
     except ValueError as e:  # WireError, or values that do not fit the schema
       raise self._damaged(index, e) from None
+
+  def _decode(self, index: int, rows: tuple[int, int] | None = None) -> rlds.Episode:
+    ep = self._parse(index, lambda data: self._codec.decode(data, rows))
     expected = int(self._state['steps'][index])
     if rows is None and expected >= 0 and ep.num_steps != expected:
       raise self._damaged(index, f'the index says {expected} steps, the record holds {ep.num_steps}')
     return ep
-
-  def _read_record_episode(self, index: int) -> rlds.Episode:
-    return self._decode(index)
 
   def read_episode(self, index: int) -> rlds.Episode:
     ep = self._cache.get(index)
     if ep is not None:
       self._cache.move_to_end(index)
       return ep
-    ep = self._read_record_episode(index)
+    ep = self._decode(index)
     self._cache[index] = ep
     if len(self._cache) > self._cache_size:
       self._cache.popitem(last=False)
@@ -743,11 +742,7 @@ class TFDSLogSource(source.LogSource):
 
   def read_episode_id(self, index: int) -> str:
     """The id of episode `index` (parses its record; decodes no column)."""
-    data = self._read_record(index)
-    try:
-      return self._codec.decode_episode_id(data)
-    except ValueError as e:
-      raise self._damaged(index, e) from None
+    return self._parse(index, self._codec.decode_episode_id)
 
   def read_episode_metadata(self, index: int) -> Any:
     if self.schema.episode_metadata_spec is None:
@@ -755,11 +750,7 @@ class TFDSLogSource(source.LogSource):
     ep = self._cache.get(index)
     if ep is not None:
       return ep.metadata
-    data = self._read_record(index)
-    try:
-      return self._codec.decode_metadata(data)
-    except ValueError as e:
-      raise self._damaged(index, e) from None
+    return self._parse(index, self._codec.decode_metadata)
 
   def runs(self) -> list[dict[str, Any]]:
     return [{**r, 'metadata': _jsonable.decode(r.get('metadata', {}))} for r in self._state['runs']]
