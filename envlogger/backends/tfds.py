@@ -474,22 +474,30 @@ def _read_shard(
   size = os.path.getsize(path)
   entries = []
   index_path = os.path.join(dataset_dir, INDEX_DIR, f'{fname}.jsonl')
-  lines = 0
+  raw_lines: list[bytes] = []
   if os.path.exists(index_path):
     with open(index_path, 'rb') as f:
-      for line in f:
-        lines += 1
-        if len(entries) < lines - 1:
-          continue  # counting the lines after a bad one
-        try:
-          offset, length, steps = json.loads(line)
-          offset, length, steps = int(offset), int(length), int(steps)
-        except (ValueError, TypeError):
-          continue
-        expected = _frames_end(entries)
-        if offset != expected or length < 0 or steps < 1 or offset + _tfrecord.framed_size(length) > size:
-          continue
-        entries.append([offset, length, steps])
+      raw_lines = f.read().splitlines(keepends=True)
+  lines = len(raw_lines)
+  try:  # one parse for the whole file (the common, undamaged case)
+    rows = json.loads(b'[' + b','.join(raw_lines) + b']') if raw_lines else []
+  except ValueError:
+    rows = []
+    for line in raw_lines:
+      try:
+        rows.append(json.loads(line))
+      except ValueError:
+        break
+  end = 0
+  for row in rows:  # each line must continue the previous record, inside the file
+    try:
+      offset, length, steps = (int(x) for x in row)
+    except (ValueError, TypeError):
+      break
+    if offset != end or length < 0 or steps < 1 or offset + _tfrecord.framed_size(length) > size:
+      break
+    entries.append([offset, length, steps])
+    end = offset + _tfrecord.framed_size(length)
   indexed = len(entries)
   end = _frames_end(entries)
   if end < size:
