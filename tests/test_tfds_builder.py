@@ -85,7 +85,7 @@ def test_build_from_several_runs_by_fraction(tmp_path):
   test = _load_in_fresh_process(tmp_path / 'out', 'catch_actors', 'test')
   assert not set(train) & set(test)
   assert {**train, **test} == expected  # every step of every episode, once
-  assert 0 < len(test) < len(train)
+  assert (len(train), len(test)) == (27, 9)  # 36 episodes cut at exactly 0.75 / 0.25
   info = json.loads((tmp_path / 'out' / 'catch_actors' / '1.0.0' / 'dataset_info.json').read_text())
   assert 'Catch played by three actors.' in info['description'] and 'train (' in info['description']
   assert out.endswith('catch_actors/1.0.0')
@@ -134,6 +134,13 @@ def test_clear_errors_for_bad_sources(tmp_path):
       BuildConfig(name='x', sources=[str(tmp_path / 'a'), str(tmp_path / 'b')]), str(tmp_path / 'o')
     )
   assert 'observation_spec' in str(err.value)
+  # Two episodes cannot fill three splits: a clear error before anything is written.
+  with pytest.raises(SourceError, match=r"\['c'\] would get no episode \(a: 1, b: 1, c: 0"):
+    tfds_builder.build(
+      BuildConfig(name='z', sources=[str(tmp_path / 'a')], splits={'a': 0.4, 'b': 0.4, 'c': 0.2}),
+      str(tmp_path / 'o'),
+    )
+  assert not (tmp_path / 'o' / 'z').exists()
   # A damaged source: fail by default, skipped with a report on request.
   _log(tmp_path / 'c', seed=1, episodes=2)
   shard = next((tmp_path / 'c' / 'envlogger' / '1.0.0').glob('envlogger-train.tfrecord-*'))

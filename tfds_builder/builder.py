@@ -86,30 +86,50 @@ def _fraction(episode_id: str) -> float:
 
 
 def assign_splits(config: BuildConfig, sources) -> dict[str, list[tuple[int, int]]]:
-  """Split name -> [(source index, episode index), ...]."""
+  """Split name -> [(source index, episode index), ...].
+
+  By episode: episodes are ordered by a hash of their id and cut at the
+  configured fractions (rounded to whole episodes), so the split of an
+  episode does not depend on the order of the sources and the counts are as
+  close to the fractions as whole episodes allow. By run: each run goes to
+  the first split with a matching pattern.
+
+  Raises:
+    SourceError: a split would be empty, or a run matches no split.
+  """
   out: dict[str, list[tuple[int, int]]] = {split: [] for split in config.splits}
   names = list(config.splits)
-  bounds, total = [], 0.0
-  if config.split_by == 'episode':
-    for split in names[:-1]:
-      total += float(config.splits[split])
-      bounds.append(total)
   unmatched = set()
+  ranked = []
   for si, src in enumerate(sources):
-    ids = [src.read_episode_id(ei) for ei in range(src.num_episodes())]
-    for ei, episode_id in enumerate(ids):
+    for ei in range(src.num_episodes()):
+      episode_id = src.read_episode_id(ei)
       if config.split_by == 'episode':
-        f = _fraction(episode_id)
-        split = next((names[k] for k, b in enumerate(bounds) if f < b), names[-1])
+        ranked.append((_fraction(episode_id), episode_id, si, ei))
+        continue
+      run_id = episode_id.rsplit('/', 1)[0]
+      split = next((s for s in names if any(fnmatch.fnmatch(run_id, p) for p in config.splits[s])), None)
+      if split is None:
+        unmatched.add(run_id)
       else:
-        run_id = episode_id.rsplit('/', 1)[0]
-        split = next((s for s in names if any(fnmatch.fnmatch(run_id, p) for p in config.splits[s])), None)
-        if split is None:
-          unmatched.add(run_id)
-          continue
-      out[split].append((si, ei))
+        out[split].append((si, ei))
   if unmatched:
     raise SourceError(f'runs match no split pattern: {sorted(unmatched)}')
+  if config.split_by == 'episode':
+    ranked.sort()
+    start, total = 0, 0.0
+    for k, split in enumerate(names):
+      total += float(config.splits[split])
+      end = len(ranked) if k == len(names) - 1 else round(total * len(ranked))
+      out[split] = sorted((si, ei) for _, _, si, ei in ranked[start:end])
+      start = end
+  empty = [s for s, refs in out.items() if not refs]
+  if empty:
+    counts = ', '.join(f'{s}: {len(r)}' for s, r in out.items())
+    raise SourceError(
+      f'split(s) {empty} would get no episode ({counts} episodes); TFDS cannot write an empty split. '
+      'Record more episodes, or change the fractions or run patterns.'
+    )
   return out
 
 

@@ -20,9 +20,10 @@ class BuildConfig:
     version: 'X.Y.Z'.
     sources: log directories (a logger's `data_directory` or a dataset
       directory under it), or glob patterns of them.
-    splits: split name -> fraction of the episodes (assigned by a hash of
-      the episode id: stable when sources grow), e.g. {'train': 0.9,
-      'test': 0.1}; or, with `split_by='run'`, split name -> list of run id
+    splits: split name -> fraction of the episodes, e.g. {'train': 0.9,
+      'test': 0.1}: episodes are ordered by a hash of their id and cut at
+      these fractions (whole episodes; the same sources always give the same
+      splits, whatever their order); or, with `split_by='run'`, split name -> list of run id
       glob patterns (see `Reader.runs()`).
     split_by: 'episode' (fractions) or 'run'.
     description, citation, homepage: for the dataset card and DatasetInfo.
