@@ -121,7 +121,11 @@ class Episode(Sequence):
     return self._ep.cut_short
 
   def as_rlds(self) -> dict[str, Any]:
-    """The whole episode as RLDS: {'steps': {field: array nest}, metadata...}."""
+    """The whole episode as RLDS: {'steps': {field: array nest}, metadata...}.
+
+    The arrays are the caller's (fresh copies): modifying them changes nothing
+    the Reader returns later.
+    """
     ep, c = self._ep, self._casters
     steps = {
       _schema.OBSERVATION: c.observation.unflatten(ep.columns['observation']),
@@ -159,7 +163,7 @@ def _slice_nest(nest, sl):
     return {k: _slice_nest(v, sl) for k, v in nest.items()}
   if isinstance(nest, (tuple, list)):
     return type(nest)(_slice_nest(v, sl) for v in nest)
-  return nest[sl]
+  return nest[sl].copy()  # the caller's own array: writing into it cannot reach the cache
 
 
 class Reader:

@@ -260,6 +260,14 @@ def iter_step_data(episode: Episode, casters: Casters, indexes: range) -> Iterat
   reward and discount that led to it).
   """
   n = episode.num_steps
+  if (
+    isinstance(indexes, range)
+    and indexes.step == 1
+    and len(indexes) > 2
+    and 0 <= indexes[0] < indexes[-1] < n
+  ):
+    yield from _iter_window(episode, casters, indexes)
+    return
   cols = episode.columns
   obs = _getter(casters.observation, cols['observation'])
   reward = _getter(casters.reward, cols['reward'])
@@ -284,6 +292,42 @@ def iter_step_data(episode: Episode, casters: Casters, indexes: range) -> Iterat
       step_type = last_type if lasts[k] else mid
       ts = time_step(step_type, reward(k - 1), discount(k - 1), obs(k))
       yield step_data(ts, action(k - 1), c)
+
+
+def _rows(caster: specs_lib.LeafCaster, cols: list[np.ndarray]) -> list[Any]:
+  """Every step's value of a field, as a list (array leaves from one fresh copy)."""
+  leaf_rows = [list(c.copy()) if c.ndim > 1 else list(c) for c in cols]
+  if len(leaf_rows) == 1 and specs_lib.is_leaf_spec(caster.spec):
+    return leaf_rows[0]
+  unflatten = caster.unflatten
+  return [unflatten(list(values)) for values in zip(*leaf_rows)]
+
+
+def _iter_window(episode: Episode, casters: Casters, indexes: range) -> Iterator[StepData]:
+  """iter_step_data for a run of consecutive steps: the columns are split into
+  per-step lists once (C loops) instead of indexing every array at every step,
+  which halves the cost per step of a sequential pass."""
+  cols = episode.columns
+  obs = _rows(casters.observation, cols['observation'])
+  reward = _rows(casters.reward, cols['reward'])
+  discount = _rows(casters.discount, cols['discount'])
+  action = _rows(casters.action, cols['action'])
+  mask = episode.has_custom_data
+  custom = _rows(casters.custom_data, cols['custom_data']) if mask is not None else None
+  has_custom = mask.tolist() if mask is not None else [False] * episode.num_steps
+  firsts, lasts = episode.is_first.tolist(), episode.is_last.tolist()
+  last_type = dm_env.StepType.MID if episode.cut_short else dm_env.StepType.LAST
+  first, mid = dm_env.StepType.FIRST, dm_env.StepType.MID
+  time_step, step_data = dm_env.TimeStep, StepData
+  for k in indexes:
+    c = custom[k] if has_custom[k] else None
+    if firsts[k]:
+      yield step_data(time_step(first, None, None, obs[k]), None, c)
+    elif k == 0:
+      raise ValueError('a window of an episode must start at the first step or one step earlier')
+    else:
+      ts = time_step(last_type if lasts[k] else mid, reward[k - 1], discount[k - 1], obs[k])
+      yield step_data(ts, action[k - 1], c)
 
 
 def to_step_data(episode: Episode, k: int, casters: Casters) -> StepData:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tree
 from conftest import Recorder, assert_step_equal, make_logger, metadata_equal, nest_equal, open_reader
 from dm_env import specs
 
@@ -204,6 +205,25 @@ def test_random_access_in_any_order(workload, backend, tmp_path):
     copy = r.copy()
     assert_step_equal(copy.steps[-1], flat[-1], copy)
     copy.close()
+
+
+def test_values_handed_out_are_the_callers(workload, backend, tmp_path):
+  """Writing into arrays the Reader returned never changes what it returns next."""
+  logger, truth = _drive(workload, backend, tmp_path)
+
+  def scribble(nest):
+    for leaf in tree.flatten(nest):
+      if isinstance(leaf, np.ndarray) and leaf.size and leaf.dtype != object:
+        leaf[...] = 1 if leaf.dtype == bool else 99
+
+  with open_reader(logger, backend, tmp_path) as r:
+    for step in r.steps:  # sequential pass
+      scribble((step.timestep.observation, step.action, step.custom_data))
+    scribble(r.steps[len(truth.steps) // 2].timestep.observation)  # random access
+    for ep in r.episodes:
+      scribble(ep.as_rlds()['steps'])
+    for actual, expected in zip(r.steps, truth.steps):
+      assert_step_equal(actual, expected, r)
 
 
 def test_metadata_and_specs(workload, backend, tmp_path):

@@ -297,6 +297,15 @@ def fixed_entries(payload: memoryview, n: int, size: int) -> np.ndarray | None:
   return np.frombuffer(payload, dtype=np.uint8).reshape(n, row)[:, len(head) :]
 
 
+def bool_values(payload: memoryview) -> np.ndarray:
+  """The values of an Int64List payload as a bool array (nonzero -> True)."""
+  if len(payload) >= 2 and payload[0] == _LEN1 and payload[1] + 2 == len(payload):
+    packed = bytes(payload[2:])
+    if not packed.translate(None, b'\x00\x01'):  # 0/1 bytes, as bool_feature writes them
+      return np.frombuffer(packed, dtype=np.bool_).copy()
+  return int64_values(payload).astype(bool)
+
+
 def int64_values(payload: memoryview) -> np.ndarray:
   """The values of an Int64List payload (packed or not)."""
   if len(payload) >= 2 and payload[0] == _LEN1 and payload[1] < 0x80 and payload[1] + 2 == len(payload):

@@ -312,7 +312,7 @@ def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
 
 
 def _flags(feats, key: str) -> np.ndarray:
-  return wire.int64_values(_payload(feats, key)).astype(bool)
+  return wire.bool_values(_payload(feats, key))
 
 
 def _string(feats, key: str) -> str:
