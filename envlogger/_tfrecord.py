@@ -9,6 +9,7 @@ per actor process); the CRC is computed by `google-crc32c` (hardware CRC32C).
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -55,6 +56,27 @@ def read_at(f: BinaryIO, offset: int, verify: bool = True) -> bytes:
   data = body[:length]
   if verify and _CRC.unpack_from(body, length)[0] != masked_crc(data):
     raise CorruptRecordError(f'record data checksum mismatch at offset {offset}')
+  return data
+
+
+def pread_record(fd: int, offset: int, length: int, verify: bool = True) -> bytes:
+  """Reads the record of `length` data bytes whose frame starts at `offset`.
+
+  One `os.pread` of the whole frame (the length comes from the shard's
+  index): a random read costs one system call and no seek, and threads may
+  share `fd`.
+  """
+  frame_bytes = os.pread(fd, HEADER_SIZE + length + FOOTER_SIZE, offset)
+  if len(frame_bytes) < HEADER_SIZE + length + FOOTER_SIZE:
+    raise CorruptRecordError(f'truncated record at offset {offset}')
+  if _LEN.unpack_from(frame_bytes)[0] != length:
+    raise CorruptRecordError(f'record at offset {offset} is not {length} bytes long, as its index says')
+  data = frame_bytes[HEADER_SIZE : HEADER_SIZE + length]
+  if verify and (
+    _CRC.unpack_from(frame_bytes, 8)[0] != masked_crc(frame_bytes[:8])
+    or _CRC.unpack_from(frame_bytes, HEADER_SIZE + length)[0] != masked_crc(data)
+  ):
+    raise CorruptRecordError(f'record checksum mismatch at offset {offset}')
   return data
 
 

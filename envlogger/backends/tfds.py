@@ -626,7 +626,7 @@ class TFDSLogSource(source.LogSource):
     super().__init__(_state['schema'])
     self.problems = list(_state['problems'])
     self._codec = _tfds_codec.Codec(self.schema, _state['log'].get('encodings'))
-    self._files: dict[int, Any] = {}
+    self._files: dict[int, int] = {}  # shard -> file descriptor (read with os.pread)
     self._cache: OrderedDict[int, rlds.Episode] = OrderedDict()
     self._cache_size = cache_size
     self._lock = threading.Lock()
@@ -700,12 +700,14 @@ class TFDSLogSource(source.LogSource):
 
   def _read_record(self, index: int) -> bytes:
     shard = int(self._state['shard'][index])
-    f = self._files.get(shard)
-    if f is None:
-      f = self._files[shard] = open(self._state['files'][shard], 'rb')  # noqa: SIM115
+    fd = self._files.get(shard)
+    if fd is None:
+      with self._lock:  # two threads opening one shard would leak a descriptor
+        fd = self._files.get(shard)
+        if fd is None:
+          fd = self._files[shard] = os.open(self._state['files'][shard], os.O_RDONLY)
     try:
-      with self._lock:
-        return _tfrecord.read_at(f, int(self._state['offset'][index]))
+      return _tfrecord.pread_record(fd, int(self._state['offset'][index]), int(self._state['length'][index]))
     except _tfrecord.CorruptRecordError as e:
       raise self._damaged(index, e) from None
 
@@ -767,8 +769,8 @@ class TFDSLogSource(source.LogSource):
     return TFDSLogSource(self.dataset_dir, self._state, self._cache_size)
 
   def close(self) -> None:
-    for f in self._files.values():
-      f.close()
+    for fd in self._files.values():
+      os.close(fd)
     self._files.clear()
     self._cache.clear()
 
