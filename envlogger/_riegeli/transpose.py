@@ -140,6 +140,7 @@ class _Machine:
     'tags',
     'bufidx',
     'transitions',
+    'signature',
   )
 
   def __init__(self, data: bytes) -> None:
@@ -269,6 +270,8 @@ class _Machine:
     self.tags = consts
     self.bufidx = bufidx
     self.transitions = _decompress(ct, data[pos:], 'transitions')
+    # What compiled record programs depend on (chunks of one file usually share it).
+    self.signature = (tuple(kinds), tuple(consts), tuple(sizes), tuple(bufidx), len(buffers))
 
   @staticmethod
   def _buffer_index(h: _Cursor, num_buffers: int) -> int:
@@ -312,152 +315,408 @@ def decode_transposed(data: bytes, num_records: int, decoded_data_size: int) -> 
     compression.MissingCodecError: the codec package is not installed.
   """
   m = _Machine(bytes(data))
-  return _run(m, num_records, decoded_data_size)
+  return _Decoding(m, num_records, decoded_data_size).run()
 
 
-def _run(m: _Machine, num_records: int, decoded_data_size: int) -> list[bytes]:
-  kinds = m.kinds
-  nexts = m.nexts
-  implicit = m.implicit
-  sizes = m.sizes
-  consts = m.tags
-  bufidx = m.bufidx
-  buffers = m.buffers
-  cursors = [0] * len(buffers)
-  nonproto_lengths = len(buffers) - 1
-  transitions = m.transitions
-  num_transitions = len(transitions)
-  n = len(kinds)
-  masks = _VARINT_MASKS
+# How the records are rebuilt fast: the walk of the state machine from one
+# record boundary to the next depends only on the state it starts from and on
+# the transition bytes it reads. Records of the same shape (same fields, same
+# nesting; values may differ) read the same bytes from the same state, so the
+# first record of a shape is interpreted node by node (recording its path of
+# states), and when the shape comes back it is compiled to a small Python
+# function that reads the shape's values from the buffers and joins the record
+# forwards in one go, with the submessage lengths computed from the value
+# lengths. Later records of that shape are a `bytes.startswith` test on the
+# transitions and one call.
 
-  records: list[bytes] = []
-  pieces: list[bytes] = []  # the current record's pieces, last piece first
-  add = pieces.append
-  pos = 0  # bytes produced so far (counted from the end of the chunk's records)
-  stack: list[tuple[int, bytes]] = []  # open submessages: (position of their end, tag)
-  node = m.first_node
-  repeats = implicit[node]
-  ti = 0
-  while True:
-    kind = kinds[node]
-    if kind == _SUB_END:
-      stack.append((pos, consts[node]))
-    elif kind == _SUB_START:
-      if not stack:
-        raise TransposeError('submessage stack underflow')
-      end, tag = stack.pop()
-      length = pos - end
-      if length < 0x80:
-        piece = tag + bytes((length,))
+_COMPILE_AFTER = 2  # compile a shape the second time it is seen
+_MAX_SHAPES_PER_STATE = 32  # beyond, further shapes starting at that state are interpreted
+_MAX_COMPILED = 256  # compiled shapes kept per chunk
+_MAX_PATH = 4096  # longer record paths are not compiled (the generated code would be huge)
+
+
+class _Shape:
+  __slots__ = ('end_node', 'end_repeats', 'path', 'program', 'seen', 'transitions')
+
+  def __init__(self, transitions: bytes, path: list[int], end_node: int, end_repeats: int) -> None:
+    self.transitions = transitions
+    self.path = path
+    self.end_node = end_node
+    self.end_repeats = end_repeats
+    self.seen = 1
+    self.program = None
+
+
+class _Decoding:
+  """The decoding of one chunk's records from a parsed `_Machine`."""
+
+  def __init__(self, m: _Machine, num_records: int, decoded_data_size: int) -> None:
+    self.m = m
+    self.num_records = num_records
+    self.decoded_data_size = decoded_data_size
+    self.cursors = [0] * len(m.buffers)
+    n = len(m.kinds)
+    # Node visits allowed in total: far above what a valid chunk needs (each
+    # visit but no-ops and record starts writes bytes or consumes a transition),
+    # it bounds the work on crafted input.
+    self.budget = 8 * (decoded_data_size + num_records + len(m.transitions) + n) + 64
+    self.compiled = 0
+
+  def run(self) -> list[bytes]:
+    m = self.m
+    nexts = m.nexts
+    implicit = m.implicit
+    transitions = m.transitions
+    num_transitions = len(transitions)
+    n = len(nexts)
+    buffers = m.buffers
+    cursors = self.cursors
+    num_records = self.num_records
+    shapes: dict[int, list[_Shape]] = {}
+    records: list[bytes] = []
+    add = records.append
+    total = 0
+    node = m.first_node
+    repeats = implicit[node]
+    ti = 0
+    while True:
+      # A record begins at (node, repeats, ti).
+      key = node * 8 + repeats
+      candidates = shapes.get(key)
+      shape = None
+      if candidates:
+        for c in candidates:
+          if transitions.startswith(c.transitions, ti):
+            shape = c
+            break
+      if shape is not None and (shape.program is not None or self._maybe_compile(shape)):
+        try:
+          record = shape.program(buffers, cursors)
+        except (IndexError, CompressionError):
+          raise TransposeError('reading a field failed: buffer too short') from None
+        ti += len(shape.transitions)
+        node = shape.end_node
+        repeats = shape.end_repeats
       else:
-        piece = tag + _varint_bytes(length)
-      add(piece)
-      pos += len(piece)
-    elif kind == _STRING:
-      b = bufidx[node]
-      buf = buffers[b]
-      c = cursors[b]
-      if c < len(buf) and buf[c] < 0x80:
-        end = c + 1 + buf[c]
+        start = ti
+        record, path, ti, node, repeats = self._interpret(node, repeats, ti)
+        if record is None:
+          break
+        if shape is not None:
+          shape.seen += 1
+        elif candidates is None:
+          shapes[key] = [_Shape(transitions[start:ti], path, node, repeats)]
+        elif len(candidates) < _MAX_SHAPES_PER_STATE:
+          candidates.append(_Shape(transitions[start:ti], path, node, repeats))
+      if len(records) == num_records:
+        raise TransposeError('too many records')
+      add(record)
+      total += len(record)
+      if total > self.decoded_data_size:
+        raise TransposeError('records larger than the decoded data size')
+      # The move after the record's first node (its start-of-message state).
+      node = nexts[node]
+      if repeats:
+        if not implicit[node]:
+          repeats -= 1
       else:
+        if ti == num_transitions:
+          break
+        t = transitions[ti]
+        ti += 1
+        node += t >> 2
+        if node >= n:
+          raise TransposeError('invalid node index')
+        repeats = (t & 3) + implicit[node]
+
+    for b, c in enumerate(cursors):
+      if c > len(buffers[b]):
+        raise TransposeError('reading a field failed: buffer too short')
+    if len(records) != num_records:
+      raise TransposeError(f'{len(records)} records decoded, {num_records} declared')
+    if total != self.decoded_data_size:
+      raise TransposeError(f'records hold {total} bytes, {self.decoded_data_size} declared')
+    records.reverse()
+    return records
+
+  def _maybe_compile(self, shape: _Shape) -> bool:
+    if shape.seen < _COMPILE_AFTER or self.compiled >= _MAX_COMPILED or len(shape.path) > _MAX_PATH:
+      return False
+    shape.program = _program(self.m, shape.path)
+    self.compiled += 1
+    return True
+
+  def _interpret(self, node: int, repeats: int, ti: int):
+    """Walks the machine node by node from a record boundary through the next record.
+
+    Returns:
+      (record, path, ti, node, repeats): the record, the nodes visited, and the
+      state at its start-of-message node (before moving on); record is None
+      when the transitions end first (what was visited must then have written
+      nothing).
+    """
+    m = self.m
+    kinds = m.kinds
+    nexts = m.nexts
+    implicit = m.implicit
+    sizes = m.sizes
+    consts = m.tags
+    bufidx = m.bufidx
+    buffers = m.buffers
+    cursors = self.cursors
+    transitions = m.transitions
+    num_transitions = len(transitions)
+    n = len(kinds)
+    masks = _VARINT_MASKS
+    pieces: list[bytes] = []  # the record's pieces, last piece first
+    add = pieces.append
+    pos = 0
+    stack: list[tuple[int, bytes]] = []  # open submessages: (position of their end, tag)
+    path: list[int] = []
+    visit = path.append
+    budget = self.budget
+    while True:
+      visit(node)
+      kind = kinds[node]
+      if kind == _SUB_END:
+        stack.append((pos, consts[node]))
+      elif kind == _SUB_START:
+        if not stack:
+          raise TransposeError('submessage stack underflow')
+        end, tag = stack.pop()
+        piece = tag + _varint_bytes(pos - end)
+        add(piece)
+        pos += len(piece)
+      elif kind == _STRING:
+        b = bufidx[node]
+        buf = buffers[b]
+        c = cursors[b]
         try:
           length, start = read_varint64(buf, c)
         except CompressionError:
           raise TransposeError('reading string length failed') from None
         end = start + length
-      if end > len(buf):
-        raise TransposeError('reading string field failed: buffer too short')
-      cursors[b] = end
-      add(buf[c:end])
-      tag = consts[node]
-      add(tag)
-      pos += end - c + len(tag)
-    elif kind == _COPY:
-      piece = consts[node]
-      add(piece)
-      pos += len(piece)
-    elif kind == _MSG_START:
-      if stack:
-        raise TransposeError('submessages still open at the start of a record')
-      if len(records) == num_records:
-        raise TransposeError('too many records')
-      pieces.reverse()
-      records.append(b''.join(pieces))
-      pieces.clear()
-    elif kind == _VARINT:
-      b = bufidx[node]
-      buf = buffers[b]
-      c = cursors[b]
-      size = sizes[node]
-      end = c + size
-      if end > len(buf):
-        raise TransposeError('reading varint field failed: buffer too short')
-      cursors[b] = end
-      if size == 1:
+        if end > len(buf):
+          raise TransposeError('reading string field failed: buffer too short')
+        cursors[b] = end
+        add(buf[c:end])
+        tag = consts[node]
+        add(tag)
+        pos += end - c + len(tag)
+      elif kind == _COPY:
+        piece = consts[node]
+        add(piece)
+        pos += len(piece)
+      elif kind in (_VARINT, _FIXED):
+        b = bufidx[node]
+        buf = buffers[b]
+        c = cursors[b]
+        size = sizes[node]
+        end = c + size
+        if end > len(buf):
+          raise TransposeError('reading a numeric field failed: buffer too short')
+        cursors[b] = end
         value = buf[c:end]
+        if kind == _VARINT and size > 1:
+          value = (int.from_bytes(value, 'little') | masks[size]).to_bytes(size, 'little')
+        piece = consts[node] + value
+        add(piece)
+        pos += len(piece)
+      elif kind == _NONPROTO:
+        lb = len(buffers) - 1
+        try:
+          length, cursors[lb] = read_varint64(buffers[lb], cursors[lb])
+        except CompressionError:
+          raise TransposeError('reading non-proto record length failed') from None
+        b = bufidx[node]
+        buf = buffers[b]
+        c = cursors[b]
+        end = c + length
+        if end > len(buf):
+          raise TransposeError('reading non-proto record failed: buffer too short')
+        cursors[b] = end
+        add(buf[c:end])
+        pos += length
+        kind = _MSG_START
+      if kind == _MSG_START:
+        if stack:
+          raise TransposeError('submessages still open at the start of a record')
+        self.budget = budget - len(path)
+        pieces.reverse()
+        return b''.join(pieces), path, ti, node, repeats
+      if pos > self.decoded_data_size:
+        raise TransposeError('records larger than the decoded data size')
+      if len(path) > budget:
+        raise TransposeError('state machine walk too long')
+
+      node = nexts[node]
+      if repeats:
+        if not implicit[node]:
+          repeats -= 1
       else:
-        value = (int.from_bytes(buf[c:end], 'little') | masks[size]).to_bytes(size, 'little')
-      piece = consts[node] + value
-      add(piece)
-      pos += len(piece)
-    elif kind == _FIXED:
+        if ti == num_transitions:
+          if pieces or stack:
+            raise TransposeError('unfinished record at the end of the transitions')
+          return None, path, ti, node, repeats
+        t = transitions[ti]
+        ti += 1
+        node += t >> 2
+        if node >= n:
+          raise TransposeError('invalid node index')
+        repeats = (t & 3) + implicit[node]
+
+
+# --- Compilation of a record shape to a Python function. ---
+
+_SMALL_VARINTS: list[bytes] = []  # varint encodings of 0 .. 2**14 - 1, built on first use
+_PROGRAMS: dict[object, object] = {}  # (machine signature, path) or source -> function, all chunks
+_MAX_PROGRAMS = 1024
+
+
+def _small_varints() -> list[bytes]:
+  if not _SMALL_VARINTS:
+    _SMALL_VARINTS.extend(_varint_bytes(i) for i in range(1 << 14))
+  return _SMALL_VARINTS
+
+
+def _program(m: _Machine, path: list[int]):
+  """Compiles the record whose walk (in visiting order) is `path` to `f(buffers, cursors) -> bytes`.
+
+  The function reads the record's values from the buffers in visiting order
+  (advancing `cursors`), and returns the record's bytes. It does not check
+  buffer bounds: a read past a buffer's end leaves its cursor past the end
+  (checked once per chunk) or raises IndexError (reading a string length).
+  """
+  key = (m.signature, tuple(path))
+  program = _PROGRAMS.get(key)
+  if program is not None:
+    return program
+  kinds = m.kinds
+  consts = m.tags
+  sizes = m.sizes
+  bufidx = m.bufidx
+  lines: list[str] = []
+  used: dict[int, None] = {}
+  nonproto_lengths = len(m.buffers) - 1
+
+  # Units in visiting order (= backwards); a unit is a list of items in
+  # forward order: ('c', bytes) constant, ('v', name) variable length,
+  # ('f', name, size) variable of known length, ('s', tag, units) submessage.
+  stack: list[tuple[list, bytes]] = []
+  units: list[list] = []
+  for i, node in enumerate(path):
+    kind = kinds[node]
+    if kind == _SUB_END:
+      stack.append((units, consts[node]))
+      units = []
+    elif kind == _SUB_START:
+      parent, tag = stack.pop()
+      parent.append([('s', tag, units)])
+      units = parent
+    elif kind == _COPY:
+      units.append([('c', consts[node])])
+    elif kind == _STRING:
       b = bufidx[node]
-      buf = buffers[b]
-      c = cursors[b]
-      end = c + sizes[node]
-      if end > len(buf):
-        raise TransposeError('reading fixed field failed: buffer too short')
-      cursors[b] = end
-      piece = consts[node] + buf[c:end]
-      add(piece)
-      pos += len(piece)
+      used[b] = None
+      lines += [
+        f'x = b{b}[c{b}]',
+        'if x < 128:',
+        f'  e = c{b} + 1 + x',
+        'else:',
+        f'  x, e = rv(b{b}, c{b})',
+        '  e += x',
+        f'v{i} = b{b}[c{b}:e]',
+        f'c{b} = e',
+      ]
+      units.append([('c', consts[node]), ('v', f'v{i}')])
+    elif kind in (_VARINT, _FIXED):
+      b = bufidx[node]
+      used[b] = None
+      size = sizes[node]
+      if kind == _VARINT and size > 1:
+        mask = _VARINT_MASKS[size]
+        lines.append(
+          f"v{i} = (int.from_bytes(b{b}[c{b}:c{b} + {size}], 'little') | {mask}).to_bytes({size}, 'little')"
+        )
+      else:
+        lines.append(f'v{i} = b{b}[c{b}:c{b} + {size}]')
+      lines.append(f'c{b} += {size}')
+      units.append([('c', consts[node]), ('f', f'v{i}', size)])
     elif kind == _NONPROTO:
-      lbuf = buffers[nonproto_lengths]
-      try:
-        length, cursors[nonproto_lengths] = read_varint64(lbuf, cursors[nonproto_lengths])
-      except CompressionError:
-        raise TransposeError('reading non-proto record length failed') from None
       b = bufidx[node]
-      buf = buffers[b]
-      c = cursors[b]
-      end = c + length
-      if end > len(buf):
-        raise TransposeError('reading non-proto record failed: buffer too short')
-      cursors[b] = end
-      add(buf[c:end])
-      pos += length
-      if stack:
-        raise TransposeError('submessages still open at the start of a record')
-      if len(records) == num_records:
-        raise TransposeError('too many records')
-      pieces.reverse()
-      records.append(b''.join(pieces))
-      pieces.clear()
-    # else: _NOOP
-    if pos > decoded_data_size:
-      raise TransposeError('records larger than the decoded data size')
+      lb = nonproto_lengths
+      used[b] = None
+      used[lb] = None
+      lines += [f'x, c{lb} = rv(b{lb}, c{lb})', f'e = c{b} + x', f'v{i} = b{b}[c{b}:e]', f'c{b} = e']
+      units.append([('v', f'v{i}')])
+  # (_NOOP and the final _MSG_START write nothing.)
 
-    node = nexts[node]
-    if repeats:
-      if not implicit[node]:
-        repeats -= 1
+  counter = [0]
+
+  def flatten(units: list[list]) -> tuple[list, int, list[str]]:
+    """Forward pieces of `units`, their constant length and the expressions of the rest."""
+    pieces: list = []
+    const = 0
+    exprs: list[str] = []
+    for unit in reversed(units):
+      for item in unit:
+        if item[0] == 'c':
+          pieces.append(item)
+          const += len(item[1])
+        elif item[0] == 'v':
+          pieces.append(item)
+          exprs.append(f'len({item[1]})')
+        elif item[0] == 'f':
+          pieces.append(('v', item[1]))
+          const += item[2]
+        else:
+          _, tag, child = item
+          child_pieces, child_const, child_exprs = flatten(child)
+          if not child_exprs:
+            prefix = tag + _varint_bytes(child_const)
+            pieces.append(('c', prefix))
+            const += len(prefix) + child_const
+          else:
+            j = counter[0]
+            counter[0] += 1
+            lines.append(f'n{j} = {" + ".join([str(child_const), *child_exprs])}')
+            lines.append(f'p{j} = V[n{j}] if n{j} < 16384 else vb(n{j})')
+            pieces.append(('c', tag))
+            pieces.append(('v', f'p{j}'))
+            const += len(tag)
+            exprs += [f'len(p{j})', f'n{j}']
+          pieces += child_pieces
+    return pieces, const, exprs
+
+  pieces, _, _ = flatten(units)
+  merged: list[str] = []
+  run = b''
+  for kind, value in pieces:
+    if kind == 'c':
+      run += value
     else:
-      if ti == num_transitions:
-        break
-      t = transitions[ti]
-      ti += 1
-      node += t >> 2
-      if node >= n:
-        raise TransposeError('invalid node index')
-      repeats = (t & 3) + implicit[node]
-
-  if stack:
-    raise TransposeError('submessages still open at the end')
-  if pieces:
-    raise TransposeError('unfinished record at the end')
-  if len(records) != num_records:
-    raise TransposeError(f'{len(records)} records decoded, {num_records} declared')
-  if pos != decoded_data_size:
-    raise TransposeError(f'records hold {pos} bytes, {decoded_data_size} declared')
-  records.reverse()
-  return records
+      if run:
+        merged.append(repr(run))
+        run = b''
+      merged.append(value)
+  if run:
+    merged.append(repr(run))
+  head = [f'b{b} = B[{b}]\nc{b} = C[{b}]' for b in used]
+  tail = [f'C[{b}] = c{b}' for b in used]
+  if not merged:
+    result = "b''"
+  elif len(merged) == 1:
+    result = merged[0]
+  else:
+    result = f"b''.join(({', '.join(merged)},))"
+  body = '\n'.join([*head, *lines, *tail, f'return {result}'])
+  source = 'def program(B, C, rv=rv, V=V, vb=vb):\n' + '\n'.join('  ' + line for line in body.split('\n'))
+  program = _PROGRAMS.get(source)
+  if program is None:
+    namespace = {'rv': read_varint64, 'V': _small_varints(), 'vb': _varint_bytes}
+    exec(compile(source, '<riegeli transposed record>', 'exec'), namespace)  # noqa: S102 (generated from the state machine, no input text)
+    program = namespace['program']
+  if len(_PROGRAMS) >= _MAX_PROGRAMS:
+    _PROGRAMS.clear()
+  _PROGRAMS[source] = _PROGRAMS[key] = program
+  return program
