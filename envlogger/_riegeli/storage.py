@@ -383,7 +383,8 @@ def _datum(buf: bytes, pos: int, end: int) -> Any:
       vpos = pos + 15
       if vpos == end:
         return None
-      if buf[vpos] == _T2 and vpos + 2 + buf[vpos + 1] == end:
+      n = buf[vpos + 1]
+      if buf[vpos] == _T2 and n and vpos + 2 + n == end:
         value = _scalar(buf, vpos + 2, end)
         if len(_SCALAR_MEMO) >= _SCALAR_MEMO_MAX_ENTRIES:
           _SCALAR_MEMO.clear()
@@ -640,6 +641,9 @@ def decode_datum(datum: bytes | bytearray | memoryview | _message.Message) -> An
   return _decode_bytes(buf, _datum, Datum)
 
 
+_STEP_TYPES = {int(t): t for t in dm_env.StepType}
+
+
 def decode_step(data: bytes | bytearray | memoryview | _message.Message) -> tuple[dm_env.TimeStep, Any, Any]:
   """Decodes one record of `steps.riegeli` as EnvLogger 1.3's Riegeli reader does.
 
@@ -664,9 +668,12 @@ def decode_step(data: bytes | bytearray | memoryview | _message.Message) -> tupl
     )
   (step_type, reward, discount, observation), action, custom_data = value
   try:
-    step_type = dm_env.StepType(step_type)
-  except (ValueError, TypeError) as e:
-    raise StorageError(f'not a dm_env.StepType: {_short(step_type)}') from e
+    step_type = _STEP_TYPES[step_type]
+  except (KeyError, TypeError):
+    try:
+      step_type = dm_env.StepType(step_type)
+    except (ValueError, TypeError) as e:
+      raise StorageError(f'not a dm_env.StepType: {_short(step_type)}') from e
   return dm_env.TimeStep(step_type, reward, discount, observation), action, custom_data
 
 
