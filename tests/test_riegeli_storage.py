@@ -806,7 +806,7 @@ BAD = {
   ),
   'several value fields': (
     _datum_data(_shape(-438), _field(2, _field(4, b'\x01') + _field(2, bytes(8)))),
-    'cannot decode|several',
+    'holds both double_values and int64_values',
   ),
   'partial int16': (_datum_data(_shape(-438), _field(2, _field(12, b'\x01'))), 'int16_values holds 1 bytes'),
   'partial packed float': (_datum_data(_shape(1), _field(2, _field(1, b'\x00\x00\x80'))), 'do not parse'),

@@ -451,16 +451,18 @@ def _values(buf: bytes, pos: int, end: int, dims: tuple[int, ...], size: int) ->
     if tag & 7 != 2 or not 1 <= number <= 15:
       raise _Slow('unexpected Values field')  # unpacked numbers, or unknown fields
     s, pos = _length_delimited(buf, pos + 1, end)
+    if field != number and field:
+      if s == pos and not 8 <= number <= 10:
+        raise _Slow('an empty field')  # in proto3, no field at all
+      raise StorageError(f'a Datum holds both {_FIELD_NAMES[field]} and {_FIELD_NAMES[number]}')
     if 8 <= number <= 10:
-      if field != number:
-        if field:
-          raise _Slow('several Values fields')
+      if not field:
         field = number
         items = []
       items.append(buf[s:pos])
     else:
-      if field or s == pos:  # merged or mixed fields; an empty field is no field
-        raise _Slow('several Values fields')
+      if field or s == pos:  # a field repeated (merged: last wins or runs concatenate), or empty
+        raise _Slow('several runs of a Values field')
       field = number
       start, stop = s, pos
   if not field:
