@@ -298,11 +298,11 @@ def fixed_entries(payload: memoryview, n: int, size: int) -> np.ndarray | None:
 
 
 def bool_values(payload: memoryview) -> np.ndarray:
-  """The values of an Int64List payload as a bool array (nonzero -> True)."""
+  """The values of an Int64List payload as a bool array (nonzero -> True; may be read-only)."""
   if len(payload) >= 2 and payload[0] == _LEN1 and payload[1] + 2 == len(payload):
     packed = bytes(payload[2:])
     if not packed.translate(None, b'\x00\x01'):  # 0/1 bytes, as bool_feature writes them
-      return np.frombuffer(packed, dtype=np.bool_).copy()
+      return np.frombuffer(packed, dtype=np.bool_)  # read-only
   return int64_values(payload).astype(bool)
 
 

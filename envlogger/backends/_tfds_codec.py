@@ -206,7 +206,7 @@ class Codec:
       WireError: the bytes are not an episode of this schema.
     """
     feats = wire.parse_example(data)
-    is_first = _flags(feats, f'{S.STEPS}/{S.IS_FIRST}')
+    is_first = _flags(feats, _IS_FIRST)
     n = len(is_first)
     lo, hi = (0, n) if rows is None else rows
     if not 0 <= lo <= hi <= n:
@@ -216,18 +216,18 @@ class Codec:
       columns[field] = [_decode_column(leaf, feats, n, lo, hi) for leaf in leaves]
     has_custom = None
     if self.schema.custom_data_spec is not None:
-      has_custom = _flags(feats, f'{S.STEPS}/{S.HAS_CUSTOM_DATA}')[lo:hi]
+      has_custom = _flags(feats, _HAS_CUSTOM_DATA)[lo:hi]
     return rlds.Episode(
       columns=columns,
       is_first=is_first[lo:hi],
-      is_last=_flags(feats, f'{S.STEPS}/{S.IS_LAST}')[lo:hi],
-      is_terminal=_flags(feats, f'{S.STEPS}/{S.IS_TERMINAL}')[lo:hi],
+      is_last=_flags(feats, _IS_LAST)[lo:hi],
+      is_terminal=_flags(feats, _IS_TERMINAL)[lo:hi],
       has_custom_data=has_custom,
       metadata=self._decode_metadata(feats),
       episode_id=_string(feats, S.EPISODE_ID),
       run_id=_string(feats, S.RUN_ID),
-      cut_short=bool(_flags(feats, S.CUT_SHORT)[0]),
-      invalid=S.INVALID in feats and bool(_flags(feats, S.INVALID)[0]),
+      cut_short=_flag(feats, S.CUT_SHORT),
+      invalid=S.INVALID in feats and _flag(feats, S.INVALID),
     )
 
   def decode_episode_id(self, data: bytes) -> str:
@@ -311,8 +311,28 @@ def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
   return out.reshape(shape)
 
 
+_IS_FIRST = f'{S.STEPS}/{S.IS_FIRST}'
+_IS_LAST = f'{S.STEPS}/{S.IS_LAST}'
+_IS_TERMINAL = f'{S.STEPS}/{S.IS_TERMINAL}'
+_HAS_CUSTOM_DATA = f'{S.STEPS}/{S.HAS_CUSTOM_DATA}'
+_ONE_FLAG = {b'\n\x01\x00': False, b'\n\x01\x01': True}  # [0] and [1] as bool_feature packs them
+
+
 def _flags(feats, key: str) -> np.ndarray:
+  """A flag column (a read-only array: episodes hand out copies)."""
   return wire.bool_values(_payload(feats, key))
+
+
+def _flag(feats, key: str) -> bool:
+  """An episode-level flag (one value)."""
+  payload = _payload(feats, key)
+  flag = _ONE_FLAG.get(payload.tobytes())
+  if flag is None:
+    flags = wire.bool_values(payload)
+    if len(flags) != 1:
+      raise WireError(f'feature {key!r} holds {len(flags)} values; expected 1')
+    flag = bool(flags[0])
+  return flag
 
 
 def _string(feats, key: str) -> str:
