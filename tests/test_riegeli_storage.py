@@ -921,6 +921,84 @@ def test_scalar_memo_is_bounded(monkeypatch):
   assert len(storage._SCALAR_MEMO) <= 8
 
 
+# -- step-record templates (decode_step's fast path) --------------------------------------------------
+
+
+@pytest.fixture
+def fresh_templates(monkeypatch):
+  monkeypatch.setattr(storage, '_TEMPLATES', {})
+  monkeypatch.setattr(storage, '_template_counts', [0, 0])
+
+
+def _step(observation: Any, action: Any = None, custom: Any = None, step_type: int = 1) -> bytes:
+  return encode13(
+    ((step_type, np.float64(0.5), np.float64(1.0), observation), action, custom)
+  ).SerializeToString()
+
+
+def test_templates_read_the_fixture_like_the_generic_path(records, fresh_templates):
+  for _ in range(3):
+    for record in records:
+      timestep, action, custom = storage.decode_step(record)
+      assert_same(((int(timestep.step_type),) + tuple(timestep)[1:], action, custom), storage.decode(record))
+  built, hits = storage._template_counts
+  assert built == 2 and hits == 3 * len(records) - 2  # a FIRST and a MID layout
+
+
+def test_template_checks_the_structure(fresh_templates):
+  a = _step(np.float32(1), custom={'k': 1})
+  b = _step(np.float32(1), custom={'j': 1})  # same length, another dict key
+  c = encode13(((1, np.float64(0.5), np.float64(1.0), np.float32(1)), None, [1])).SerializeToString()
+  assert len(a) == len(b)
+  assert storage.decode_step(a)[2] == {'k': 1}
+  assert storage.decode_step(a)[2] == {'k': 1}
+  assert storage.decode_step(b)[2] == {'j': 1}
+  assert storage.decode_step(c)[2] == [1]
+  assert storage.decode_step(a)[2] == {'k': 1} and storage.decode_step(b)[2] == {'j': 1}
+
+
+def test_template_leaf_errors_go_through_the_generic_path(fresh_templates):
+  good = _step(np.zeros((10, 5), np.float32))
+  storage.decode_step(good)
+  storage.decode_step(good)
+  assert storage._template_counts[1] == 1
+  bad = good.replace(b'\x12\x02\x08\x05', b'\x12\x02\x08\x06')  # dims (10, 6), 50 values
+  assert len(bad) == len(good)
+  with pytest.raises(StorageError, match=r'shape \[10, 6\] holds 50'):
+    storage.decode_step(bad)
+  # A valid leaf the walker leaves to protobuf (values before shape), in a known structure.
+  storage.decode_step(_step(np.float32(3)))
+  storage.decode_step(_step(np.float32(3)))
+  shape, values = storage._SCALAR_SHAPE, b'\x12\x06\x0a\x04' + np.float32(2).tobytes()
+  swapped = _step(np.float32(2)).replace(shape + values, values + shape)
+  assert swapped != _step(np.float32(2)) and len(swapped) == len(_step(np.float32(2)))
+  assert_same(storage.decode_step(swapped)[0].observation, np.float32(2))
+
+
+def test_template_learning_stops_when_structures_keep_changing(fresh_templates):
+  for n in range(1, 80):
+    record = _step(np.zeros(n, np.float64))
+    timestep, _, _ = storage.decode_step(record)
+    assert_same(timestep.observation, np.zeros(n, np.float64))
+  assert storage._template_counts[0] == 32
+
+
+def test_templates_on_random_step_records(fresh_templates):
+  rng = random.Random(7)
+  records = []
+  for i in range(300):
+    value = (
+      (rng.randrange(3), rng.uniform(0, 1), np.float64(1), _random_value(rng)),
+      _random_value(rng),
+      {'i': i % 3},
+    )
+    records.append(encode13(value).SerializeToString())
+  for record in records * 2:
+    timestep, action, custom = storage.decode_step(record)
+    assert_same(((int(timestep.step_type),) + tuple(timestep)[1:], action, custom), storage.decode(record))
+  assert storage._template_counts[1] > 0
+
+
 # -- environment specs ---------------------------------------------------------------------------------
 
 

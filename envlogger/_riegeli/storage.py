@@ -187,6 +187,7 @@ _FIXED = {
   14: (np.dtype('>u2'), np.dtype(np.uint16), 2),
   15: (np.dtype('>f4'), np.dtype(np.float32), 4),
 }
+_FIXED_BY_TAG = {number << 3 | 2: fixed for number, fixed in _FIXED.items()}
 # Packed varint fields -> result dtype (the low 64 bits of each varint, viewed as this type).
 _VARINT = {
   3: np.dtype(np.int32),
@@ -279,7 +280,23 @@ def _sequence(buf: bytes, pos: int, end: int) -> list[Any]:
     stop = pos + n
     if stop > end:
       raise _Slow('truncated')
-    append(_data(buf, pos, stop))
+    if pos == stop:
+      append(None)
+    else:  # _data(buf, pos, stop), inlined for the common elements
+      tag = buf[pos]
+      n = buf[pos + 1]
+      if n < 0x80:
+        start = pos + 2
+      else:
+        n, start = _varint(buf, pos + 1)
+      if start + n != stop:
+        raise _Slow('several Data fields')
+      if tag == _T1:
+        append(_datum(buf, start, stop))
+      elif tag == _T3:
+        append(tuple(_sequence(buf, start, stop)))
+      else:
+        append(_data(buf, pos, stop))
     pos = stop
   return out
 
@@ -411,6 +428,17 @@ def _datum(buf: bytes, pos: int, end: int) -> Any:
   if values is None:
     return None
   dims, count = shape
+  if count > 0 and values < pos:  # an array of fixed-size numbers: the common observation
+    fixed = _FIXED_BY_TAG.get(buf[values])
+    if fixed is not None:
+      wire, native, itemsize = fixed
+      n = buf[values + 1]
+      if n < 0x80:
+        start = values + 2
+      else:
+        n, start = _varint(buf, values + 1)
+      if start + n == pos and n == count * itemsize:
+        return np.frombuffer(buf, wire, count, start).astype(native).reshape(dims)
   value = _values(buf, values, pos, dims, count)
   if count == -1 and small:
     if len(_SCALAR_MEMO) >= _SCALAR_MEMO_MAX_ENTRIES:
@@ -560,6 +588,145 @@ def _short(value: Any) -> str:
   return text if len(text) <= 80 else text[:77] + '...'
 
 
+# -- Step-record templates -------------------------------------------------------------------------------
+#
+# The records of a log mostly share one structure: the same tags, lengths and dict keys, with only the
+# contents of the leaf Datums changing (Catch: a FIRST and a MID layout). A template is a function
+# compiled from one record: it checks that another record of the same length has exactly the same bytes
+# outside the leaf Datums (hence the same parse tree, under protobuf's rules too) and then decodes just
+# those leaves and builds the nest. Any mismatch or leaf problem falls back to the generic walker.
+
+
+class _NoTemplate(Exception):
+  """The record's structure is outside what templates cover (kvs dicts, non-canonical fields, ...)."""
+
+
+_MISS = object()
+_TEMPLATES: dict[int, list[Any]] = {}  # record length -> compiled readers, most recent first
+_TEMPLATES_PER_LENGTH = 4
+_TEMPLATE_LENGTHS_MAX = 1024
+_TEMPLATE_LEAVES_MAX = 512
+_template_counts = [0, 0]  # [templates built, records read through a template]
+
+
+def _plan(buf: bytes, pos: int, end: int, leaves: list[tuple[int, int]]) -> str:
+  """Python source of the expression building the `Data` in buf[pos:end]; collects the leaf Datums."""
+  if pos == end:
+    return 'None'
+  tag = buf[pos]
+  n, start = _varint(buf, pos + 1)
+  if start + n != end:
+    raise _NoTemplate
+  if tag == _T1:
+    leaves.append((start, end))
+    if len(leaves) > _TEMPLATE_LEAVES_MAX:
+      raise _NoTemplate
+    return f'_datum(buf, {start}, {end})'
+  if tag in (_T2, _T3):
+    items = []
+    p = start
+    while p < end:
+      if buf[p] != _T1:
+        raise _NoTemplate
+      n, s = _varint(buf, p + 1)
+      p = s + n
+      if p > end:
+        raise _NoTemplate
+      items.append(_plan(buf, s, p, leaves))
+    return f'[{", ".join(items)}]' if tag == _T2 else f'({"".join(item + ", " for item in items)})'
+  if tag == _T4:
+    entries = []
+    keys = set()
+    p = start
+    while p < end:
+      if buf[p] != _T1:  # kvs
+        raise _NoTemplate
+      n, s = _varint(buf, p + 1)
+      e = s + n
+      if e > end or s >= e or buf[s] != _T1:
+        raise _NoTemplate
+      n, ks = _varint(buf, s + 1)
+      ke = ks + n
+      if ke >= e or buf[ke] != _T2:
+        raise _NoTemplate
+      n, vs = _varint(buf, ke + 1)
+      if vs + n != e:
+        raise _NoTemplate
+      key = buf[ks:ke].decode('utf-8')
+      if key in keys:
+        raise _NoTemplate
+      keys.add(key)
+      entries.append(f'{key!r}: {_plan(buf, vs, e, leaves)}')
+      p = e
+    return f'{{{", ".join(entries)}}}'
+  raise _NoTemplate
+
+
+def _compile_template(buf: bytes) -> Any:
+  """A reader for records with `buf`'s structure: (record bytes) -> decoded value, or _MISS."""
+  leaves: list[tuple[int, int]] = []
+  try:
+    expression = _plan(buf, 0, len(buf), leaves)
+  except (_NoTemplate, _Slow, IndexError, UnicodeDecodeError, RecursionError):
+    return None
+  checks = []
+  previous = 0
+  for start, stop in [*leaves, (len(buf), len(buf))]:
+    if start > previous:
+      checks.append(f'same({buf[previous:start]!r}, {previous})')
+    previous = stop
+  if not checks:
+    return None
+  source = (
+    'def read(buf):\n'
+    '  same = buf.startswith\n'
+    f'  if {" and ".join(checks)}:\n'
+    f'    return {expression}\n'
+    '  return _MISS\n'
+  )
+  namespace = {'_datum': _datum, '_MISS': _MISS}
+  try:
+    exec(compile(source, '<envlogger step template>', 'exec'), namespace)
+  except (SyntaxError, RecursionError, MemoryError):  # nests too deep for the compiler
+    return None
+  return namespace['read']
+
+
+def _learn_template(buf: bytes) -> None:
+  built, hits = _template_counts
+  if built >= 32 and hits < 16 * built:  # structures keep changing: templates do not pay off
+    return
+  reader = _compile_template(buf)
+  if reader is None:
+    return
+  _template_counts[0] += 1
+  if len(_TEMPLATES) >= _TEMPLATE_LENGTHS_MAX:
+    _TEMPLATES.clear()
+  readers = _TEMPLATES.setdefault(len(buf), [])
+  readers.insert(0, reader)
+  del readers[_TEMPLATES_PER_LENGTH:]
+
+
+def _decode_record(buf: bytes) -> Any:
+  """`decode` for records that come in a few repeated structures (steps.riegeli)."""
+  learn = True
+  readers = _TEMPLATES.get(len(buf))
+  if readers:
+    for reader in readers:
+      try:
+        value = reader(buf)
+      except (_Slow, StorageError, IndexError, UnicodeDecodeError, RecursionError):
+        learn = False  # the structure is known, a leaf is not for the fast path: the generic path decides
+        break
+      if value is not _MISS:
+        _template_counts[1] += 1
+        return value
+  value = _decode_bytes(buf, _data, Data)
+  if learn:
+    _learn_template(buf)
+  return value
+
+
 # -- Entry points ---------------------------------------------------------------------------------------
 
 
@@ -662,7 +829,10 @@ def decode_step(data: bytes | bytearray | memoryview | _message.Message) -> tupl
   Raises:
     StorageError: the record is not a `Data`, or not a step record of that layout.
   """
-  value = decode(data)
+  buf = _as_bytes(data, 'envlogger.Data')
+  if buf is None:
+    raise TypeError('expected serialized envlogger.Data bytes or a Data message, got None')
+  value = _decode_record(buf)
   if type(value) is not tuple or len(value) != 3 or type(value[0]) is not tuple or len(value[0]) != 4:
     raise StorageError(
       'a step record is ((step_type, reward, discount, observation), action, custom_data), '
