@@ -30,7 +30,12 @@ Speed: records are walked directly on their wire bytes (numeric fields via `np.f
 `Datum`s memoized by their bytes, since scalars are immutable). Anything the walker does not handle
 itself (unknown fields, unpacked or split repeated fields, repeated singular fields, malformed bytes) is
 handed to protobuf, which parses the record with the original's merge rules (or rejects it); the
-re-serialized canonical message is then walked.
+re-serialized canonical message is then walked. `decode_step` also compiles a template per repeated
+record structure (see "Step-record templates"), so that a step costs a few byte comparisons plus the
+decoding of its leaf Datums (Catch: ~4 us per step, against ~25 us for decoding the parsed message).
+
+API: `decode`, `decode_datum`, `decode_step`, `environment_specs`, `StorageError`, the message classes
+`Data` and `Datum`, `file_descriptor_proto()` and `SCALAR_DIM_SIZE`.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ __all__ = [
   'decode_datum',
   'decode_step',
   'environment_specs',
+  'file_descriptor_proto',
 ]
 
 SCALAR_DIM_SIZE = -438
@@ -169,7 +175,6 @@ class _Slow(Exception):
   """The walker does not handle these bytes itself: protobuf re-reads them (see `_decode_bytes`)."""
 
 
-_MASK64 = (1 << 64) - 1
 _SIGN64 = 1 << 63
 
 # Tags (field number << 3 | wire type); every field the walker takes is length-delimited (wire type 2).
