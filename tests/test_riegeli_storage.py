@@ -1,8 +1,8 @@
 """envlogger._riegeli.storage: EnvLogger 1.3's Data/Datum schema and value codec.
 
 Ground truth: `tests/fixtures/envlogger13/catch_riegeli/expected.json` (records written by the original
-and the values its Reader decoded from them). Other encodings are built here with `encode13`, a test
-copy of the 1.3 codec's encoding rules (checked to reproduce the fixture records byte for byte), and
+and the values its Reader decoded from them). Other encodings are built here with `encode13`, the 1.3
+codec's encoding rules restated in our own code (checked to reproduce the fixture records byte for byte), and
 compared with `reference_decode`, a straightforward decoder over protobuf message objects that states
 the module's rules (so the wire walker is checked against protobuf's own parsing, merge rules included).
 """
@@ -159,7 +159,7 @@ def assert_same_spec(actual: Any, want: Any, path: str = 'spec') -> None:
     assert actual is None and want is None, f'{path}: {actual!r} vs {want!r}'
 
 
-# -- the 1.3 codec's encoding rules (test copy) ------------------------------------------------------
+# -- the 1.3 codec's encoding rules, restated here for tests (our code, from the format notes) -----------
 
 _ARRAY_FIELDS = (  # np.issubdtype order of codec._set_datum_values_from_array
   (np.float32, 'float_values'),
@@ -1003,7 +1003,7 @@ def test_templates_on_random_step_records(fresh_templates):
 
 
 def _encode_spec(spec: Any) -> Any:
-  """EnvLogger 1.3's spec_codec.encode (test copy)."""
+  """EnvLogger 1.3's spec_codec.encode (its rules restated for tests)."""
   if isinstance(spec, specs.Array):
     out = {'shape': np.array(spec.shape, dtype=np.int64), 'dtype': str(spec.dtype), 'name': spec.name}
     if isinstance(spec, specs.BoundedArray):
