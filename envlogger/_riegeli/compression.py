@@ -165,27 +165,34 @@ def _snappy():
 _LOADERS = {BROTLI: _brotli, ZSTD: _zstd, SNAPPY: _snappy}
 
 
-def decompress(compression_type: int, block) -> bytes:
+def decompress(compression_type: int, block, max_size: int | None = None) -> bytes:
   """Decompresses one Riegeli compressed block.
 
   Args:
     compression_type: NONE, BROTLI, ZSTD or SNAPPY (the byte stored in the chunk).
     block: the stored block (bytes-like): with a compression, the varint64
       decompressed size followed by the compressed stream.
+    max_size: if given, a declared size above it is an error (raised before
+      anything is decompressed: damaged or crafted sizes allocate nothing).
 
   Returns:
     The decompressed bytes, exactly as long as the declared size.
 
   Raises:
-    CompressionError: unknown type, damaged stream, or size different from the declared one.
+    CompressionError: unknown type, damaged stream, size different from the
+      declared one, or declared size above `max_size`.
     MissingCodecError: the codec's Python package is not installed.
   """
   if compression_type == NONE:
+    if max_size is not None and len(block) > max_size:
+      raise CompressionError(f'block of {len(block)} bytes, at most {max_size} expected')
     return bytes(block)
   loader = _LOADERS.get(compression_type)
   if loader is None:
     raise CompressionError(f'unknown compression type {compression_type:#04x}')
   size, start = read_varint64(block, 0)
+  if max_size is not None and size > max_size:
+    raise CompressionError(f'declared decompressed size {size}, at most {max_size} expected')
   run = _codecs.get(compression_type)
   if run is None:
     run = _codecs[compression_type] = loader()

@@ -175,8 +175,8 @@ def _decode_simple(data: bytes, num_records: int, decoded_data_size: int) -> lis
   sizes_size, pos = read_varint64(data, 1)
   if pos + sizes_size > len(data):
     raise CompressionError('sizes block longer than the chunk data')
-  sizes = compression.decompress(ct, data[pos : pos + sizes_size])
-  values = compression.decompress(ct, data[pos + sizes_size :])
+  sizes = compression.decompress(ct, data[pos : pos + sizes_size], 10 * num_records)
+  values = compression.decompress(ct, data[pos + sizes_size :], decoded_data_size)
   if len(values) != decoded_data_size:
     raise CompressionError(f'values hold {len(values)} bytes, {decoded_data_size} declared')
   records = []

@@ -120,9 +120,9 @@ def _block(data: bytes, pos: int, size: int, what: str) -> tuple[bytes, int]:
   return data[pos:end], end
 
 
-def _decompress(compression_type: int, block, what: str) -> bytes:
+def _decompress(compression_type: int, block, what: str, max_size: int) -> bytes:
   try:
-    return compression.decompress(compression_type, block)
+    return compression.decompress(compression_type, block, max_size)
   except CompressionError as e:
     raise TransposeError(f'{what}: {e}') from None
 
@@ -143,7 +143,8 @@ class _Machine:
     'signature',
   )
 
-  def __init__(self, data: bytes) -> None:
+  def __init__(self, data: bytes, max_size: int) -> None:
+    """Parses chunk data; `max_size` bounds each decompressed block (see `decode_transposed`)."""
     if not data:
       raise TransposeError('empty chunk data')
     ct = data[0]
@@ -152,7 +153,7 @@ class _Machine:
     except CompressionError as e:
       raise TransposeError(f'reading header size failed: {e}') from None
     block, pos = _block(data, pos, header_size, 'header')
-    h = _Cursor(_decompress(ct, block, 'header'))
+    h = _Cursor(_decompress(ct, block, 'header', max_size))
 
     # Buckets and buffers.
     num_buckets = h.varint32('number of buckets')
@@ -168,7 +169,7 @@ class _Machine:
         block, pos = _block(data, pos, size, 'bucket')
         buckets.append(block)
       bucket_index = 0
-      bucket = _decompress(ct, buckets[0], 'bucket')
+      bucket = _decompress(ct, buckets[0], 'bucket', max_size)
       at = 0
       for _ in range(num_buffers):
         length = h.varint('buffer length')
@@ -178,7 +179,7 @@ class _Machine:
         at += length
         while at == len(bucket) and bucket_index + 1 < num_buckets:
           bucket_index += 1
-          bucket = _decompress(ct, buckets[bucket_index], 'bucket')
+          bucket = _decompress(ct, buckets[bucket_index], 'bucket', max_size)
           at = 0
       if bucket_index + 1 < num_buckets:
         raise TransposeError('too few buckets')
@@ -269,7 +270,7 @@ class _Machine:
     self.sizes = sizes
     self.tags = consts
     self.bufidx = bufidx
-    self.transitions = _decompress(ct, data[pos:], 'transitions')
+    self.transitions = _decompress(ct, data[pos:], 'transitions', max_size)
     # What compiled record programs depend on (chunks of one file usually share it).
     self.signature = (tuple(kinds), tuple(consts), tuple(sizes), tuple(bufidx), len(buffers))
 
@@ -314,7 +315,11 @@ def decode_transposed(data: bytes, num_records: int, decoded_data_size: int) -> 
     TransposeError: the data are malformed or disagree with the header's counts.
     compression.MissingCodecError: the codec package is not installed.
   """
-  m = _Machine(bytes(data))
+  # Buffers hold parts of the records, the header and transitions a few bytes
+  # per field or record: a decompressed block far above this is damage (or
+  # crafted), and is refused before anything is allocated.
+  max_size = 4 * decoded_data_size + 16 * num_records + (1 << 20)
+  m = _Machine(bytes(data), max_size)
   return _Decoding(m, num_records, decoded_data_size).run()
 
 
@@ -333,6 +338,7 @@ _COMPILE_AFTER = 2  # compile a shape the second time it is seen
 _MAX_SHAPES_PER_STATE = 32  # beyond, further shapes starting at that state are interpreted
 _MAX_COMPILED = 256  # compiled shapes kept per chunk
 _MAX_PATH = 4096  # longer record paths are not compiled (the generated code would be huge)
+_MAX_DEPTH = 100  # nor records nesting submessages deeper (compiling recurses per level)
 
 
 class _Shape:
@@ -442,7 +448,11 @@ class _Decoding:
   def _maybe_compile(self, shape: _Shape) -> bool:
     if shape.seen < _COMPILE_AFTER or self.compiled >= _MAX_COMPILED or len(shape.path) > _MAX_PATH:
       return False
-    shape.program = _program(self.m, shape.path)
+    program = _program(self.m, shape.path)
+    if program is None:
+      shape.seen = -(1 << 62)  # never again
+      return False
+    shape.program = program
     self.compiled += 1
     return True
 
@@ -582,6 +592,8 @@ def _small_varints() -> list[bytes]:
 def _program(m: _Machine, path: list[int]):
   """Compiles the record whose walk (in visiting order) is `path` to `f(buffers, cursors) -> bytes`.
 
+  Returns None for records nesting submessages deeper than _MAX_DEPTH.
+
   The function reads the record's values from the buffers in visiting order
   (advancing `cursors`), and returns the record's bytes. It does not check
   buffer bounds: a read past a buffer's end leaves its cursor past the end
@@ -609,6 +621,8 @@ def _program(m: _Machine, path: list[int]):
     if kind == _SUB_END:
       stack.append((units, consts[node]))
       units = []
+      if len(stack) > _MAX_DEPTH:
+        return None
     elif kind == _SUB_START:
       parent, tag = stack.pop()
       parent.append([('s', tag, units)])
