@@ -249,6 +249,9 @@ class Reader:
     appended to, the user keys come from the first run; every run's metadata is
     in `runs()`.
     """
+    stored = self._source.dataset_metadata()
+    if stored is not None:  # a Riegeli log: the metadata record, as the original returns it
+      return stored
     runs = self._source.runs()
     user = dict(runs[0]['metadata']) if runs else {}
     user['environment_specs'] = self._source.schema.env_specs()
@@ -314,11 +317,14 @@ def _open_source(data_directory, dataset_name, version, backend, verify) -> sour
     return backend.as_source()
   if data_directory is None:
     raise ValueError('Reader needs data_directory= (or backend= for an in-memory log).')
+  from envlogger.backends import riegeli as riegeli_backend  # noqa: PLC0415
   from envlogger.backends import tfds as tfds_backend  # noqa: PLC0415
 
   data_directory = os.fspath(data_directory)
   if not os.path.isdir(data_directory):
     raise NoLogError(f'{data_directory} does not exist or is not a directory.')
+  if riegeli_backend.is_riegeli_log(data_directory):
+    return riegeli_backend.RiegeliLogSource(data_directory, verify=verify)
   dirs = tfds_backend.find_dataset_dirs(data_directory)
   if dataset_name is not None:
     dirs = [d for d in dirs if os.path.basename(os.path.dirname(d)) == dataset_name]

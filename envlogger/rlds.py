@@ -30,7 +30,7 @@ followed that action; the first and last steps are always recorded.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dm_env
@@ -59,6 +59,9 @@ class Episode:
     run_id: id of the logger instance that wrote it.
     cut_short: True if the episode did not end with a LAST timestep.
     invalid: True if the user marked the episode invalid while recording it.
+    native_steps: for logs of another format (DeepMind's Riegeli logs), the
+      steps exactly as that format's reader returns them; the StepData view
+      gives these instead of rebuilding steps from the columns.
   """
 
   columns: dict[str, list[np.ndarray]]
@@ -71,6 +74,7 @@ class Episode:
   run_id: str
   cut_short: bool
   invalid: bool = False
+  native_steps: Sequence[StepData] | None = None
 
   @property
   def num_steps(self) -> int:
@@ -259,6 +263,14 @@ def iter_step_data(episode: Episode, casters: Casters, indexes: range) -> Iterat
   other than the episode's first needs the window's previous row (the action,
   reward and discount that led to it).
   """
+  if episode.native_steps is not None:
+    steps = episode.native_steps
+    n = len(steps)
+    for k in indexes:
+      if not -n <= k < n:
+        raise IndexError(f'step {k} out of range for an episode of {n} steps')
+      yield steps[k]
+    return
   n = episode.num_steps
   if (
     isinstance(indexes, range)

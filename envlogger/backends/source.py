@@ -50,6 +50,11 @@ class LogSource(abc.ABC):
   def read_episode_metadata(self, index: int) -> Any:
     return self.read_episode(index).metadata
 
+  def dataset_metadata(self) -> dict[str, Any] | None:
+    """The dataset metadata as stored, for formats that store it whole (else None:
+    `Reader.metadata()` assembles it from `runs()` and the schema)."""
+    return None
+
   @abc.abstractmethod
   def runs(self) -> list[dict[str, Any]]:
     """One record per logger run: {'run_id', 'metadata', ...}, oldest first."""
