@@ -332,12 +332,19 @@ def _infer_schema(src: RiegeliLogSource) -> _schema.Schema:
   and the first episode metadata."""
   state, data_directory = src._state, src.data_directory
   steps, meta = [], None
-  if state['episodes']:
-    steps = [StepData(*storage.decode_step(r)) for r in src._step_records(0)]
-    for i in range(len(state['episodes'])):
+  for i in range(len(state['episodes'])):  # the first episode that reads back
+    try:
+      steps = [StepData(*storage.decode_step(r)) for r in src._step_records(i)]
+      break
+    except (source.DamagedEpisodeError, storage.StorageError):
+      continue  # reported when the episode itself is read
+  for i in range(len(state['episodes'])):
+    try:
       meta = src.read_episode_metadata(i)
-      if meta is not None:
-        break
+    except source.DamagedEpisodeError:
+      continue
+    if meta is not None:
+      break
   obs_spec, action_spec, reward_spec, discount_spec = storage.environment_specs(state['metadata'])
   if obs_spec is None:
     mid = next((s for s in steps if not s.timestep.first()), None)
