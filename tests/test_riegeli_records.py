@@ -633,3 +633,24 @@ def test_bit_flips_in_big_file(big_file, seed):
       assert expected_map[p] == r
     if len(records) < len(expected):
       assert problems
+
+
+def test_snappy_falls_back_to_cramjam(monkeypatch):
+  pytest.importorskip('cramjam')
+  raw = b'snappy block ' * 300
+  block = rt.compress_block('snappy', raw)
+  monkeypatch.setitem(sys.modules, 'snappy', None)
+  monkeypatch.setattr(compression, '_codecs', {})
+  assert compression.decompress(compression.SNAPPY, block) == raw
+  with pytest.raises(compression.CompressionError):
+    compression.decompress(compression.SNAPPY, block[:-5])
+
+
+def test_chunks_lists_intact_chunks_of_a_damaged_file(big_file):
+  data, begins, _ = big_file
+  damaged = bytearray(data)
+  damaged[begins[2] + 9] ^= 0x01  # chunk header of the third simple chunk
+  r = RecordReader(io.BytesIO(bytes(damaged)))
+  listed = [c.begin for c in r.chunks()]
+  assert listed[0] == 0 and begins[2] not in listed and begins[-1] in listed
+  assert r.problems and f'offset {begins[2]}' in r.problems[0]

@@ -37,9 +37,13 @@ need it. Every damage is reported in `RecordReader.problems`, never returned
 as records.
 
 Data hashes cost a pure-Python HighwayHash of each chunk's stored (compressed)
-data: about 8-10 MB/s on this machine (see `highwayhash`); on the envlogger
-Catch fixture that is ~80 us for a 614-byte chunk of 50 records. They are
-checked by default (`verify_data_hashes=True`).
+data: about 9 MB/s on this machine (see `highwayhash`); on the envlogger Catch
+fixture that is ~90 us for its 614-byte chunk of 50 records (~2 us a record,
+against ~6-15 us a record for decoding). They are checked by default
+(`verify_data_hashes=True`): brotli alone does not catch damage; of all 5744
+single-bit flips of the fixture `steps.riegeli`, 665 gave wrong records
+without the check, none with it. Logs of poorly compressible data (raw
+pixels) pay more: ~0.1 s per MB stored.
 """
 
 from __future__ import annotations
