@@ -399,7 +399,10 @@ class RecordReader:
       raise _Truncated(
         f'truncated file: incomplete chunk header ({size - begin} of {header_end - begin} bytes)'
       )
-    header, blocks = self._logical(begin, self._pread(begin, header_end - begin))
+    raw = self._pread(begin, header_end - begin)
+    if len(raw) != header_end - begin:
+      raise _Truncated('truncated file: incomplete chunk header')
+    header, blocks = self._logical(begin, raw)
     stored_hash, data_size, data_hash, type_and_count, decoded_data_size = _CHUNK_HEADER.unpack(header)
     if riegeli_hash(header[8:]) != stored_hash:
       # The header cannot be trusted: find the next chunk through block headers.
@@ -418,7 +421,10 @@ class RecordReader:
       raise _Truncated(
         f'truncated file: incomplete chunk ({size - begin} of {data_end - begin} bytes before its padding)'
       )
-    data, blocks = self._logical(header_end, self._pread(header_end, data_end - header_end))
+    raw = self._pread(header_end, data_end - header_end)
+    if len(raw) != data_end - header_end:
+      raise _Truncated('truncated file: incomplete chunk data')
+    data, blocks = self._logical(header_end, raw)
     self._check_blocks(begin, end, blocks, notes)
     if self.verify_data_hashes and riegeli_hash(data) != data_hash:
       raise _Damage(f'chunk data hash mismatch (chunk of {end - begin} bytes)', resume=end)
