@@ -654,3 +654,101 @@ def test_chunks_lists_intact_chunks_of_a_damaged_file(big_file):
   listed = [c.begin for c in r.chunks()]
   assert listed[0] == 0 and begins[2] not in listed and begins[-1] in listed
   assert r.problems and f'offset {begins[2]}' in r.problems[0]
+
+
+# --- Hand-built transposed chunks: state kinds the fixture does not use. ---
+
+
+def transposed_chunk(buffers, tags, nexts, subtypes, buffer_indices, first, transitions, kind='none'):
+  """Transposed chunk data (one bucket) from its parts, as the format describes them."""
+  bucket = rt.compress_block(kind, b''.join(buffers))
+  header = rt.varint(1) + rt.varint(len(buffers)) + rt.varint(len(bucket))
+  header += b''.join(rt.varint(len(b)) for b in buffers)
+  header += rt.varint(len(tags)) + b''.join(map(rt.varint, tags)) + b''.join(map(rt.varint, nexts))
+  header += bytes(subtypes) + b''.join(map(rt.varint, buffer_indices)) + rt.varint(first)
+  header = rt.compress_block(kind, header)
+  return (
+    bytes((rt.compression_byte(kind),))
+    + rt.varint(len(header))
+    + header
+    + bucket
+    + rt.compress_block(kind, transitions)
+  )
+
+
+@pytest.mark.parametrize('kind', ['none', 'zstd'])
+def test_transposed_fixed_inline_and_buffered_varints(kind):
+  # Records {1: 5 (inline varint), 2: fixed64, 3: fixed32, 4: string, 5: varint of 2 bytes}.
+  def record(i):
+    return (
+      b'\x08\x05'
+      + b'\x11'
+      + struct.pack('<q', -i)
+      + b'\x1d'
+      + struct.pack('<f', i / 2)
+      + b'\x22'
+      + rt.varint(2 * i)
+      + b'ab' * i
+      + b'\x28'
+      + rt.varint(200 + i)
+    )
+
+  count = 6
+  backwards = list(reversed(range(count)))  # the decoder reads values from the last record on
+  a = b''.join(bytes((rt.varint(200 + i)[0] & 0x7F, rt.varint(200 + i)[1])) for i in backwards)
+  b = b''.join(rt.varint(2 * i) + b'ab' * i for i in backwards)
+  c = b''.join(struct.pack('<f', i / 2) for i in backwards)
+  d = b''.join(struct.pack('<q', -i) for i in backwards)
+  # States, visited backwards through a record: field 5 .. field 1, then start of message;
+  # each moves implicitly (next + num_states) to the next one, the last back to 0 via a byte.
+  n = 6
+  data = transposed_chunk(
+    [a, b, c, d],
+    tags=[0x28, 0x22, 0x1D, 0x11, 0x08, 3],
+    nexts=[1 + n, 2 + n, 3 + n, 4 + n, 5 + n, 0],
+    subtypes=[1, 10 + 5],  # field 5: a 2-byte varint in its buffer; field 1: inline value 5
+    buffer_indices=[0, 1, 2, 3],
+    first=0,
+    transitions=b'\x00' * (count - 1),
+    kind=kind,
+  )
+  expected = [record(i) for i in range(count)]
+  assert transpose.decode_transposed(data, count, sum(map(len, expected))) == expected
+
+
+def test_transposed_non_proto_records():
+  records = [b'hello', b'', b'not a proto \xff\xff', b'xyz!']
+  backwards = records[::-1]
+  data = transposed_chunk(
+    [b''.join(backwards), b''.join(rt.varint(len(r)) for r in backwards)],  # values, then lengths last
+    tags=[1],
+    nexts=[0],
+    subtypes=[],
+    buffer_indices=[0],
+    first=0,
+    transitions=b'\x00' * (len(records) - 1),
+  )
+  assert transpose.decode_transposed(data, 4, sum(map(len, records))) == records
+
+
+def test_transposed_structural_errors():
+  ok = dict(tags=[1], nexts=[0], subtypes=[], buffer_indices=[0], first=0, transitions=b'\x00')
+  buffers = [b'ab', b'\x01\x01']
+  # (values are read from the last record on)
+  assert transpose.decode_transposed(transposed_chunk(buffers, **ok), 2, 2) == [b'b', b'a']
+  bad = [
+    dict(ok, nexts=[1]),  # next node out of range
+    dict(ok, first=1),  # first node out of range
+    dict(ok, buffer_indices=[2]),  # buffer out of range
+    dict(ok, tags=[7], buffer_indices=[]),  # invalid tag
+    dict(ok, transitions=b'\x04'),  # transition to node 1 of 1
+    dict(ok, tags=[2], buffer_indices=[]),  # start of submessage with none open
+    dict(ok, tags=[0x0E], buffer_indices=[]),  # end of submessage never closed
+  ]
+  for parts in bad:
+    with pytest.raises(transpose.TransposeError):
+      transpose.decode_transposed(transposed_chunk(buffers, **parts), 2, 2)
+  # Implicit loop: two states moving implicitly to each other.
+  loop = dict(ok, tags=[0, 0], nexts=[1 + 2, 0 + 2], buffer_indices=[])
+  with pytest.raises(transpose.TransposeError, match='implicit loop'):
+    transpose.decode_transposed(transposed_chunk(buffers, **loop), 2, 2)
