@@ -748,3 +748,13 @@ def test_transposed_structural_errors():
   loop = dict(ok, tags=[0, 0], nexts=[1 + 2, 0 + 2], buffer_indices=[])
   with pytest.raises(transpose.TransposeError, match='implicit loop'):
     transpose.decode_transposed(transposed_chunk(buffers, **loop), 2, 2)
+
+
+@pytest.mark.parametrize('setting', [('_COMPILE_AFTER', 10**9), ('_MAX_DEPTH', 2), ('_MAX_PATH', 10)])
+def test_transposed_interpreter_alone_gives_the_same_records(
+  steps_bytes, expected_steps, monkeypatch, setting
+):
+  monkeypatch.setattr(transpose, setting[0], setting[1])
+  monkeypatch.setattr(transpose, '_PROGRAMS', {})
+  assert transpose.decode_transposed(steps_bytes[104:718], 50, 18750) == expected_steps
+  assert transpose._PROGRAMS == {}
