@@ -205,3 +205,29 @@ def test_build_with_apache_beam_direct_runner(tmp_path):
   train = _load_in_fresh_process(tmp_path / 'out', 'catch_beam', 'train')
   test = _load_in_fresh_process(tmp_path / 'out', 'catch_beam', 'test')
   assert {**train, **test} == _expected(sources) and len(train) + len(test) == 12
+
+
+def test_riegeli_logs_of_the_original_are_sources(tmp_path):
+  """A log of DeepMind's envlogger (Riegeli) and its conversion build into one dataset."""
+  from envlogger13 import FIXTURES  # noqa: PLC0415
+
+  from envlogger.convert import convert  # noqa: PLC0415
+
+  riegeli = FIXTURES / 'catch_riegeli' / 'data'
+  convert(riegeli, tmp_path / 'converted')
+  config = tfds_builder.BuildConfig(name='catch_mixed', sources=[str(riegeli), str(tmp_path / 'converted')])
+  out = tfds_builder.build(config, str(tmp_path / 'out'))
+  import tensorflow_datasets as tfds  # noqa: PLC0415
+
+  built = list(tfds.as_numpy(tfds.builder_from_directory(out).as_dataset(split='train')))
+  assert len(built) == 10
+  got = sorted(
+    (tuple(int(s['action']) for s in ep['steps']), tuple(int(s['step_index']) for s in ep['steps']))
+    for ep in built
+  )
+  with envlogger.Reader(riegeli) as r:
+    want = [
+      (tuple(s['action'].tolist()), tuple(s['step_index'].tolist()))
+      for s in (ep.as_rlds()['steps'] for ep in r.episodes)
+    ]
+  assert got == sorted(want * 2)

@@ -18,6 +18,7 @@ import tensorflow_datasets as tfds
 from google.protobuf import json_format
 
 from envlogger.backends import _tfds_codec, _tfds_metadata, source
+from envlogger.backends import riegeli as riegeli_backend
 from envlogger.backends import tfds as tfds_backend
 from tfds_builder.config import BuildConfig
 
@@ -26,7 +27,7 @@ class SourceError(ValueError):
   """The sources cannot be assembled (none found, damaged, or specs that differ)."""
 
 
-def open_sources(config: BuildConfig) -> tuple[list[tfds_backend.TFDSLogSource], list[str]]:
+def open_sources(config: BuildConfig) -> tuple[list[source.LogSource], list[str]]:
   """Opens every source log; returns (sources, report lines of what was skipped).
 
   Raises:
@@ -39,13 +40,13 @@ def open_sources(config: BuildConfig) -> tuple[list[tfds_backend.TFDSLogSource],
     if not matches or not all(os.path.isdir(m) for m in matches):
       raise SourceError(f'source {pattern!r} matches no directory.')
     for m in matches:
-      found = tfds_backend.find_dataset_dirs(m)
+      found = [m] if riegeli_backend.is_riegeli_log(m) else tfds_backend.find_dataset_dirs(m)
       if not found:
         raise SourceError(f'{m} holds no envlogger log.')
       dirs += [d for d in found if d not in dirs]
   sources, report = [], []
   for d in dirs:
-    src = tfds_backend.TFDSLogSource(d)
+    src = open_log(d)
     if src.problems:
       lines = '\n  '.join(src.problems)
       if config.on_damage == 'fail':
@@ -60,7 +61,15 @@ def open_sources(config: BuildConfig) -> tuple[list[tfds_backend.TFDSLogSource],
   return sources, report
 
 
-def _check_same_schema(sources: list[tfds_backend.TFDSLogSource]) -> None:
+def open_log(directory: str) -> source.LogSource:
+  """The log in `directory`: this package's TFDS dataset directory, or a log of
+  DeepMind's envlogger (Riegeli files)."""
+  if riegeli_backend.is_riegeli_log(directory):
+    return riegeli_backend.RiegeliLogSource(directory)
+  return tfds_backend.TFDSLogSource(directory)
+
+
+def _check_same_schema(sources: list[source.LogSource]) -> None:
   groups: dict[str, list[str]] = {}
   for src in sources:
     groups.setdefault(json.dumps(src.schema.to_json(), sort_keys=True), []).append(src.dataset_dir)
@@ -240,7 +249,7 @@ def _read_episodes(on_damage: str):
     def process(self, item):
       dataset_dir, index = item
       if dataset_dir not in self._open:
-        src = tfds_backend.TFDSLogSource(dataset_dir)
+        src = open_log(dataset_dir)
         self._open[dataset_dir] = (src, _tfds_codec.Codec(src.schema, src.log_info.get('encodings')))
       src, codec = self._open[dataset_dir]
       try:
