@@ -126,3 +126,41 @@ def test_reading_does_not_import_tensorflow():
   )
   out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == '[]'
+
+
+def test_simple_chunk_log_and_a_record_that_does_not_decode(tmp_path, expected):
+  """The original's reader takes any Riegeli chunk type: a log rewritten in zstd simple chunks reads
+  the same; a step record that is not a Data message is named by file and position."""
+  import base64  # noqa: PLC0415
+
+  from riegeli_testing import write_simple_file  # noqa: PLC0415
+
+  from envlogger._riegeli import storage  # noqa: PLC0415
+
+  log = tmp_path / 'log'
+  shutil.copytree(DATA, log)
+  shard = next(p for p in log.iterdir() if p.is_dir())
+  records = [base64.b64decode(s['raw_record_b64']) for s in expected['steps']]
+
+  def rewrite(records):
+    data, (begin,) = write_simple_file([records], compression='zstd')
+    (shard / 'steps.riegeli').write_bytes(data)
+    offsets = storage.Datum()
+    offsets.shape.dim.add().size = len(records)
+    offsets.values.int64_values.extend(begin + i for i in range(len(records)))
+    offsets_file, _ = write_simple_file([[offsets.SerializeToString()]])
+    (shard / 'step_offsets.riegeli').write_bytes(offsets_file)
+    return begin
+
+  rewrite(records)
+  with envlogger.Reader(log) as r:
+    assert r.problems == []
+    for i, want in enumerate(expected['steps']):
+      _assert_step(r.steps[i], want, f'steps[{i}]')
+  begin = rewrite(records[:23] + [b'\xff\xff\xff'] + records[24:])
+  with envlogger.Reader(log) as r:
+    assert len(list(r.episodes[1])) == 10
+    with pytest.raises(envlogger.DamagedEpisodeError, match=f'steps.riegeli record at position {begin + 23}'):
+      list(r.episodes[2])
+    with pytest.raises(envlogger.DamagedEpisodeError, match=f'position {begin + 23}'):
+      r.steps[23]  # random access decodes that one record

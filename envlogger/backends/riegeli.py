@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -104,14 +104,18 @@ class _NativeSteps(Sequence):
   """An episode's steps as the original returns them, decoded on each access
   (fresh objects: what a caller does to them cannot reach a cache)."""
 
-  def __init__(self, records: list[bytes]):
+  def __init__(self, records: list[bytes], damaged: Callable[[int, Exception], Exception]):
     self._records = records
+    self._damaged = damaged  # (k, error) -> the exception naming the record
 
   def __len__(self) -> int:
     return len(self._records)
 
   def __getitem__(self, k):
-    return StepData(*storage.decode_step(self._records[k]))
+    try:
+      return StepData(*storage.decode_step(self._records[k]))
+    except storage.StorageError as e:
+      raise self._damaged(k, e) from None
 
 
 class RiegeliLogSource(source.LogSource):
@@ -225,6 +229,12 @@ class RiegeliLogSource(source.LogSource):
     except records_lib.RiegeliError as e:
       raise self._damaged(index, e) from None
 
+  def _record_damaged(self, index: int, k: int, err: Exception) -> source.DamagedEpisodeError:
+    s, e = self._state['episodes'][index]
+    shard = self._state['shards'][s]
+    position = int(shard.step_positions[int(shard.starts[e]) + k])
+    return self._damaged(index, f'{STEPS_FILE} record at position {position} (step {k}): {err}')
+
   def _reader(self, s: int) -> records_lib.RecordReader:
     reader = self._readers.get(s)
     if reader is None:
@@ -257,7 +267,7 @@ class RiegeliLogSource(source.LogSource):
       try:
         step = StepData(*storage.decode_step(record))
       except storage.StorageError as err:
-        raise self._damaged(index, f'step {k}: {err}') from None
+        raise self._record_damaged(index, k, err) from None
       if step.custom_data is not None and self.casters.custom_data is None:
         raise specs_lib.SpecError(
           f'{self._where(index)}: step {k} has custom data, but the log has no custom data field (the first '
@@ -267,7 +277,7 @@ class RiegeliLogSource(source.LogSource):
       last = step
     builder.metadata = self.read_episode_metadata(index)
     ep = builder.finish(cut_short=last is None or not last.timestep.last())
-    ep.native_steps = _NativeSteps(records)
+    ep.native_steps = _NativeSteps(records, lambda k, err: self._record_damaged(index, k, err))
     self._cache[index] = ep
     if len(self._cache) > self._cache_size:
       self._cache.popitem(last=False)
@@ -288,7 +298,9 @@ class RiegeliLogSource(source.LogSource):
       episode_id='',
       run_id='',
       cut_short=False,
-      native_steps=_NativeSteps(self._step_records(index, k, k + 1)),
+      native_steps=_NativeSteps(
+        self._step_records(index, k, k + 1), lambda _, err: self._record_damaged(index, k, err)
+      ),
     )
     return window, 0
 
