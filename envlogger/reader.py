@@ -317,13 +317,15 @@ def _open_source(data_directory, dataset_name, version, backend, verify) -> sour
     return backend.as_source()
   if data_directory is None:
     raise ValueError('Reader needs data_directory= (or backend= for an in-memory log).')
-  from envlogger.backends import riegeli as riegeli_backend  # noqa: PLC0415
+  from envlogger._riegeli import layout as riegeli_layout  # noqa: PLC0415
   from envlogger.backends import tfds as tfds_backend  # noqa: PLC0415
 
   data_directory = os.fspath(data_directory)
   if not os.path.isdir(data_directory):
     raise NoLogError(f'{data_directory} does not exist or is not a directory.')
-  if riegeli_backend.is_riegeli_log(data_directory):
+  if riegeli_layout.is_riegeli_log(data_directory):
+    from envlogger.backends import riegeli as riegeli_backend  # noqa: PLC0415
+
     return riegeli_backend.RiegeliLogSource(data_directory, verify=verify)
   dirs = tfds_backend.find_dataset_dirs(data_directory)
   if dataset_name is not None:

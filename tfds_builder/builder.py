@@ -17,6 +17,7 @@ from typing import Any
 import tensorflow_datasets as tfds
 from google.protobuf import json_format
 
+from envlogger._riegeli import layout as riegeli_layout
 from envlogger.backends import _tfds_codec, _tfds_metadata, source
 from envlogger.backends import riegeli as riegeli_backend
 from envlogger.backends import tfds as tfds_backend
@@ -40,7 +41,7 @@ def open_sources(config: BuildConfig) -> tuple[list[source.LogSource], list[str]
     if not matches or not all(os.path.isdir(m) for m in matches):
       raise SourceError(f'source {pattern!r} matches no directory.')
     for m in matches:
-      found = [m] if riegeli_backend.is_riegeli_log(m) else tfds_backend.find_dataset_dirs(m)
+      found = [m] if riegeli_layout.is_riegeli_log(m) else tfds_backend.find_dataset_dirs(m)
       if not found:
         raise SourceError(f'{m} holds no envlogger log.')
       dirs += [d for d in found if d not in dirs]
@@ -64,7 +65,7 @@ def open_sources(config: BuildConfig) -> tuple[list[source.LogSource], list[str]
 def open_log(directory: str) -> source.LogSource:
   """The log in `directory`: this package's TFDS dataset directory, or a log of
   DeepMind's envlogger (Riegeli files)."""
-  if riegeli_backend.is_riegeli_log(directory):
+  if riegeli_layout.is_riegeli_log(directory):
     return riegeli_backend.RiegeliLogSource(directory)
   return tfds_backend.TFDSLogSource(directory)
 

@@ -34,29 +34,16 @@ from envlogger import _schema, rlds
 from envlogger import specs as specs_lib
 from envlogger._riegeli import records as records_lib
 from envlogger._riegeli import storage
+from envlogger._riegeli.layout import (
+  EPISODE_INDEX_FILE,
+  EPISODE_METADATA_FILE,
+  METADATA_FILE,
+  STEP_OFFSETS_FILE,
+  STEPS_FILE,
+  shard_dirs,
+)
 from envlogger.backends import source
 from envlogger.step_data import StepData
-
-METADATA_FILE = 'metadata.riegeli'
-STEPS_FILE = 'steps.riegeli'
-STEP_OFFSETS_FILE = 'step_offsets.riegeli'
-EPISODE_INDEX_FILE = 'episode_index.riegeli'
-EPISODE_METADATA_FILE = 'episode_metadata.riegeli'
-
-
-def is_riegeli_log(data_directory: str) -> bool:
-  """True if the directory looks like an envlogger Riegeli log (its metadata or a shard)."""
-  if os.path.isfile(os.path.join(data_directory, METADATA_FILE)):
-    return True
-  return bool(_shard_dirs(data_directory))
-
-
-def _shard_dirs(data_directory: str) -> list[str]:
-  try:
-    names = sorted(os.listdir(data_directory))
-  except OSError:
-    return []
-  return [n for n in names if os.path.isfile(os.path.join(data_directory, n, STEP_OFFSETS_FILE))]
 
 
 class _Shard:
@@ -156,7 +143,7 @@ class RiegeliLogSource(source.LogSource):
       if records:
         metadata = storage.decode(records[0])
     shards = []
-    for name in _shard_dirs(data_directory):
+    for name in shard_dirs(data_directory):
       shard = _Shard(os.path.join(data_directory, name), problems)
       if not len(shard.step_positions):
         problems.append(f'{shard.path}: no indexed steps (the writer was not closed?); skipped')
