@@ -1,4 +1,4 @@
-"""Converting a log to this package's RLDS/TFDS format.
+"""Converting, merging and filtering logs into this package's RLDS/TFDS format.
 
 The source is anything `envlogger.Reader` opens: a log written by DeepMind's
 envlogger (Riegeli files), or a log of this package (to copy it with other
@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from envlogger.reader import Reader
+from envlogger import specs as specs_lib
+from envlogger.reader import Episode, Reader
 
 
 @dataclasses.dataclass
@@ -26,33 +28,25 @@ class ConvertResult:
   problems: list[str]
 
 
-def convert(
-  src: str | os.PathLike,
-  dst: str | os.PathLike,
-  *,
-  dataset_name: str = 'envlogger',
-  split_name: str = 'train',
-  max_episodes_per_file: int = 1000,
-  progress: bool | None = None,
-  verify: bool = False,
-) -> ConvertResult:
+Select = Callable[[int, Episode], bool]
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, **kwargs: Any) -> ConvertResult:
   """Writes every episode of the log in `src` to a TFDS dataset under `dst`.
 
   Steps are replayed through the TFDS backend exactly as the logger saw them
-  (`StepData`), with each episode's metadata; an episode of the source that
-  was cut short stays cut short. The dataset metadata keeps the source's user
-  keys (its 'environment_specs' become the dataset's specs). Episodes get new
-  ids (`<run id>/<n>`, in the source's order). If `dst` already holds a log of
-  that name, the episodes are appended to it (its specs must match).
+  (`StepData`), with each episode's metadata and invalid mark; an episode of
+  the source that was cut short stays cut short. The dataset metadata keeps
+  the source's user keys (its 'environment_specs' become the dataset's specs).
+  Episodes get new ids (`<run id>/<n>`, in the source's order). If `dst`
+  already holds a log of that name, the episodes are appended to it (its
+  specs must match).
 
   Args:
-    src: a log directory `envlogger.Reader` opens.
+    src: a log directory `envlogger.Reader` opens (this package's, or
+      DeepMind's envlogger Riegeli logs).
     dst: the destination `data_directory`.
-    dataset_name, split_name, max_episodes_per_file: as for
-      `TFDSBackendWriter`.
-    progress: show a progress bar on stderr (default: when stderr is a terminal).
-    verify: open the source with `Reader(verify=True)`: damaged episodes are
-      skipped and reported instead of stopping the conversion.
+    **kwargs: as for `copy_episodes`.
 
   Returns:
     The counts written, the dataset directory, and the source's problems.
@@ -62,18 +56,64 @@ def convert(
     DamagedEpisodeError: a source episode cannot be read (without `verify`);
       the episodes before it are written and the destination stays readable.
   """
+  return copy_episodes([src], dst, **kwargs)
+
+
+def copy_episodes(
+  sources: Sequence[str | os.PathLike],
+  dst: str | os.PathLike,
+  *,
+  select: Select | None = None,
+  dataset_name: str = 'envlogger',
+  split_name: str = 'train',
+  max_episodes_per_file: int = 1000,
+  progress: bool | None = None,
+  verify: bool = False,
+) -> ConvertResult:
+  """Writes the episodes of several logs (those `select` keeps) to one dataset under `dst`.
+
+  The sources are never modified: merging, filtering, deleting and resharding
+  all write a new dataset. The sources must record the same specs; the
+  dataset metadata is the first source's (each source's is in its own
+  `Reader.runs()`).
+
+  Args:
+    sources: log directories `envlogger.Reader` opens.
+    dst: the destination `data_directory` (must differ from every source).
+    select: `select(index, episode) -> bool`, index counting episodes over
+      all sources in order; None keeps every episode.
+    dataset_name, split_name, max_episodes_per_file: as for
+      `TFDSBackendWriter`.
+    progress: show a progress bar on stderr (default: when stderr is a terminal).
+    verify: open the sources with `Reader(verify=True)`: damaged episodes are
+      skipped and reported instead of stopping the copy.
+
+  Raises:
+    NoLogError: a source holds no log.
+    ValueError: no source, a source is `dst`, or the sources' specs differ.
+  """
   from tqdm.auto import tqdm  # noqa: PLC0415 (tqdm comes with tensorflow-datasets)
 
   from envlogger.backends.tfds import TFDSBackendWriter  # noqa: PLC0415
 
-  if os.path.abspath(os.fspath(src)) == os.path.abspath(os.fspath(dst)):
-    raise ValueError(f'convert: the source and the destination are the same directory ({src}).')
+  if not sources:
+    raise ValueError('no source log given.')
+  for src in sources:
+    if os.path.abspath(os.fspath(src)) == os.path.abspath(os.fspath(dst)):
+      raise ValueError(f'the source and the destination are the same directory ({src}); write elsewhere.')
   if progress is None:
     progress = sys.stderr.isatty()
-  with Reader(src, verify=verify) as reader:
-    metadata = reader.metadata()
-    user = {k: v for k, v in metadata.items() if k != 'environment_specs'}
-    schema = reader._source.schema
+  readers = []
+  try:
+    for src in sources:
+      readers.append(Reader(src, verify=verify))
+    first = readers[0]
+    specs = _env_specs(first)
+    for src, r in zip(sources[1:], readers[1:]):
+      if not specs_lib.specs_equal(list(_env_specs(r).values()), list(specs.values())):
+        raise ValueError(f'{src} does not record the same specs as {sources[0]}: {_env_specs(r)} vs {specs}')
+    schema = first._source.schema
+    user = {k: v for k, v in first.metadata().items() if k != 'environment_specs'}
     backend = TFDSBackendWriter(
       os.fspath(dst),
       dataset_name=dataset_name,
@@ -84,29 +124,46 @@ def convert(
     episodes = steps = 0
     try:
       backend.init_log(
-        {
-          'observation_spec': reader.observation_spec(),
-          'action_spec': reader.action_spec(),
-          'reward_spec': reader.reward_spec(),
-          'discount_spec': reader.discount_spec(),
-        },
+        specs,
         metadata=_storable(user),
-        expects_custom_data=schema.custom_data_spec is not None,
+        expects_custom_data=any(r._source.schema.custom_data_spec is not None for r in readers),
         expects_episode_metadata=schema.episode_metadata_spec is not None,
       )
-      with tqdm(total=len(reader.steps), unit='step', desc='convert', disable=not progress) as bar:
-        for episode in reader.episodes:
-          n = 0
-          for n, step in enumerate(episode, 1):
-            backend.record_step(step, is_new_episode=n == 1)
-            if n == 1 and episode.metadata is not None:
-              backend.set_episode_metadata(episode.metadata)
-          episodes += 1
-          steps += n
-          bar.update(n)
+      total = sum(len(r.steps) for r in readers)
+      index = 0
+      with tqdm(total=total, unit='step', desc='copy', disable=not progress) as bar:
+        for reader in readers:
+          for episode in reader.episodes:
+            index += 1
+            if select is not None and not select(index - 1, episode):
+              bar.update(len(episode))
+              continue
+            n = 0
+            for n, step in enumerate(episode, 1):
+              backend.record_step(step, is_new_episode=n == 1)
+              if n == 1:
+                if episode.metadata is not None:
+                  backend.set_episode_metadata(episode.metadata)
+                if episode.invalid:
+                  backend.mark_episode_invalid()
+            episodes += 1
+            steps += n
+            bar.update(n)
     finally:
       backend.close()
-    return ConvertResult(episodes, steps, backend.dataset_dir, reader.problems)
+    return ConvertResult(episodes, steps, backend.dataset_dir, [p for r in readers for p in r.problems])
+  finally:
+    for r in readers:
+      r.close()
+
+
+def _env_specs(reader: Reader) -> dict[str, Any]:
+  return {
+    'observation_spec': reader.observation_spec(),
+    'action_spec': reader.action_spec(),
+    'reward_spec': reader.reward_spec(),
+    'discount_spec': reader.discount_spec(),
+  }
 
 
 def _storable(metadata: dict[str, Any]) -> dict[str, Any]:
