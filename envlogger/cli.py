@@ -9,6 +9,10 @@
   envlogger filter SRC DST ...       keep the episodes that pass (--drop-invalid, --keep EXPR, ...)
   envlogger delete SRC DST --episodes 3,7-9
   envlogger reshard SRC DST --episodes-per-shard N
+  envlogger plot DIR OUT.png         episode returns and lengths over the log
+  envlogger show DIR --episode N OUT.gif|OUT.png
+                                     image observations as a GIF or contact sheet,
+                                     other observations as a plot over time
 
 Commands that write never modify their sources: they write DST. User
 mistakes (a directory that holds no log, bad arguments, ...) print one line to
@@ -138,6 +142,24 @@ def _filter(args: argparse.Namespace) -> int:
   return _copy(args, [args.src], select=select)
 
 
+def _plot(args: argparse.Namespace) -> int:
+  from envlogger import plots  # noqa: PLC0415
+
+  result = plots.plot_log(args.directory, args.out)
+  print(f'plot: {result["episodes"]} episodes -> {args.out}')
+  return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+  from envlogger import plots  # noqa: PLC0415
+
+  result = plots.show_episode(args.directory, args.episode, args.out)
+  print(
+    f'show: episode {args.episode}, {result["kind"]} of {result["frames"]} frames ({result["leaf"]}) -> {args.out}'
+  )
+  return 0
+
+
 def _writer_options(p: argparse.ArgumentParser, shard_default: int = 1000) -> None:
   p.add_argument('--dataset-name', default='envlogger', help='TFDS dataset name of DST (default: envlogger)')
   p.add_argument('--split', default='train', help='split name (default: train)')
@@ -207,6 +229,17 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('dst')
   _writer_options(p)
   p.set_defaults(run=_reshard)
+  p = commands.add_parser('plot', help='a PNG of episode returns and lengths over the log')
+  p.add_argument('directory')
+  p.add_argument('out', help='the PNG to write')
+  p.set_defaults(run=_plot)
+  p = commands.add_parser(
+    'show', help="one episode's observations: a GIF or contact sheet of images, or a plot"
+  )
+  p.add_argument('directory')
+  p.add_argument('out', help='.gif (animation) or .png (contact sheet, or plot for non-image observations)')
+  p.add_argument('--episode', type=int, default=0, help='episode index (negative from the end; default 0)')
+  p.set_defaults(run=_show)
   return parser
 
 
@@ -214,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   try:
     return args.run(args)
-  except (OSError, ValueError) as e:  # no log, damaged input, bad arguments: the user's to fix
+  except (OSError, ValueError, IndexError, ImportError) as e:  # the user's to fix: no log, bad arguments, ...
     print(f'envlogger {args.command}: {e}', file=sys.stderr)
     return 2
   except KeyboardInterrupt:

@@ -12,6 +12,8 @@ import pytest
 import envlogger
 from envlogger.testing import catch_env
 
+pytestmark = pytest.mark.slow  # every command runs in a fresh interpreter
+
 
 def _cli(*args) -> subprocess.CompletedProcess:
   return subprocess.run(
@@ -117,3 +119,39 @@ def test_user_mistakes_are_one_line(logs, args):
   out = _cli(*(logs / a if a in ('a', 'nowhere', 'out') else a for a in args))
   assert out.returncode == 2, out
   assert 'Traceback' not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_plot_and_show(logs, tmp_path):
+  pil = pytest.importorskip('PIL.Image', reason='plot/show need the plot extra (Pillow, matplotlib)')
+  pytest.importorskip('matplotlib', reason='plot/show need the plot extra (matplotlib)')
+  out = _cli('plot', logs / 'a', tmp_path / 'returns.png')
+  assert out.returncode == 0, out.stderr
+  with pil.open(tmp_path / 'returns.png') as im:
+    assert im.format == 'PNG' and im.size == (800, 600)
+  # Catch's board is float32: a plot over time.
+  out = _cli('show', logs / 'a', tmp_path / 'ep.png', '--episode', '-1')
+  assert out.returncode == 0 and 'plot of 10 frames' in out.stdout, out.stderr
+  assert _cli('show', logs / 'a', tmp_path / 'ep.gif').returncode == 2  # no image to animate
+  # Image observations: a GIF with one frame per step, and a contact sheet.
+  from dm_env import specs  # noqa: PLC0415
+
+  from envlogger.testing import spec_env  # noqa: PLC0415
+
+  env = spec_env.SpecEnv(
+    {'frame': specs.Array((12, 10, 3), np.uint8), 'pos': specs.Array((2,), np.float32)},
+    specs.DiscreteArray(3),
+    episode_lengths=(7,),
+    seed=1,
+  )
+  with envlogger.EnvLogger(env, data_directory=str(tmp_path / 'pix')) as logged:
+    ts = logged.reset()
+    while not ts.last():
+      ts = logged.step(1)
+  out = _cli('show', tmp_path / 'pix', tmp_path / 'ep.gif')
+  assert out.returncode == 0, out.stderr
+  with pil.open(tmp_path / 'ep.gif') as im:
+    assert im.n_frames == 8 and im.size == (10, 12)  # reset + 7 steps
+  assert _cli('show', tmp_path / 'pix', tmp_path / 'sheet.png').returncode == 0
+  with pil.open(tmp_path / 'sheet.png') as im:
+    assert im.size == (3 * 12, 3 * 14)  # 8 frames in a 3 x 3 grid, 2-pixel gutters
+  assert _cli('show', tmp_path / 'pix', tmp_path / 'x.png', '--episode', '5').returncode == 2
