@@ -32,13 +32,15 @@ def compress(data) -> bytes:
   return _impl.compress(data, LEVEL)
 
 
-# Below this many compressed bytes the stdlib inflates faster (less set-up per
-# call: 0.54 vs 0.88 us for a 200-byte board); above, ISA-L does.
+# For streams this small, compressed and inflated, the stdlib inflates faster
+# (less set-up per call: 0.54 vs 0.88 us for a 200-byte board); otherwise ISA-L
+# does (an 84x84x3 frame, 900 compressed bytes: 13.5 vs 22 us).
 _SMALL = 2048
 
 
-def decompress(data) -> bytes:
-  """The bytes of a zlib stream; raises one of `error` if it is damaged."""
-  if len(data) < _SMALL:
+def decompress(data, size: int = 0) -> bytes:
+  """The bytes of a zlib stream (`size`: the expected inflated size, if known);
+  raises one of `error` if it is damaged."""
+  if len(data) < _SMALL and size < _SMALL:
     return zlib.decompress(data)
   return _impl.decompress(data)

@@ -281,7 +281,8 @@ def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
     if len(entries) == n:  # one entry per step, as TFDS writes Tensor(encoding=...)
       if leaf.encoding == ZLIB:
         try:
-          raw = bytearray().join([_zlib.decompress(e) for e in entries[lo:hi]])
+          size = leaf.step_nbytes
+          raw = bytearray().join([_zlib.decompress(e, size) for e in entries[lo:hi]])
         except _zlib.error as e:
           raise WireError(f'feature {leaf.key!r}: {e}') from None
       else:
