@@ -1,0 +1,534 @@
+"""Training data from a log without TensorFlow: transitions and windows as numpy arrays.
+
+`Transitions` and `Windows` are random-access views of a log, built from the
+Reader's RLDS episode columns (see docs/alignment.md and docs/loaders.md):
+
+  transitions = Transitions('/tmp/logs')
+  len(transitions)            # number of (o, a, r, d, o') transitions
+  transitions[7]              # one transition: dict of numpy arrays
+  transitions[[3, 9, 4]]      # a batch: the same dict, every leaf stacked
+  for batch in transitions.batches(256, seed=0): ...   # an epoch of batches
+
+Batches are dicts (observations keep the nest of their spec: dicts, tuples,
+lists) of C-contiguous numpy arrays with a leading batch dimension, so
+`jax.numpy.asarray`, `torch.from_numpy` and numpy take every numeric leaf as
+it is. `StringArray` leaves are numpy object arrays.
+
+Opening builds an index from `Reader.episode_lengths()` (no decoding); an
+episode is decoded when one of its items is read, and the last few decoded
+episodes are kept. The views pickle (they hold the log's directory and reopen
+it in each process), so they work in multi-worker `torch.utils.data.DataLoader`
+(see `envlogger.torch`) and `multiprocessing` pools. This module imports
+neither TensorFlow nor PyTorch.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import tree
+
+from envlogger import _schema
+from envlogger.reader import Reader
+
+Source = str | os.PathLike | Reader
+
+_RLDS_STEP_FIELDS = (
+  _schema.OBSERVATION,
+  _schema.ACTION,
+  _schema.REWARD,
+  _schema.DISCOUNT,
+  _schema.IS_FIRST,
+  _schema.IS_LAST,
+  _schema.IS_TERMINAL,
+)
+
+
+def _reader_directory(reader: Reader) -> str | None:
+  """The directory a Reader can be reopened from (None for an in-memory log)."""
+  source = reader._source  # the Reader has no public directory attribute
+  for attr in ('dataset_dir', 'data_directory'):
+    path = getattr(source, attr, None)
+    if isinstance(path, (str, os.PathLike)):
+      return os.fspath(path)
+  return None
+
+
+class _Columns:
+  """One decoded episode: every RLDS step field as (nest structure, leaf columns)."""
+
+  def __init__(self, steps: dict[str, Any]):
+    self.length = len(steps[_schema.IS_FIRST])
+    self.fields: dict[str, tuple[Any, list[np.ndarray]]] = {
+      name: (value, tree.flatten(value)) for name, value in steps.items()
+    }
+
+
+class _EpisodeView:
+  """Shared machinery of `Transitions` and `Windows`: the index, the Reader, pickling.
+
+  Subclasses define `_counts(lengths)` (items per episode), `_steps(j, lengths)`
+  (the first RLDS step of item j of an episode), and `_gather(...)`.
+  """
+
+  _INDEX_KEYS: tuple[str, ...] = ()
+
+  def __init__(
+    self,
+    source: Source,
+    *,
+    episodes: Sequence[int] | np.ndarray | None = None,
+    fields: bool | Sequence[str] = False,
+    cache_episodes: int = 4,
+    dataset_name: str | None = None,
+    version: str | None = None,
+  ):
+    if cache_episodes < 1:
+      raise ValueError(f'cache_episodes must be at least 1, got {cache_episodes}')
+    if isinstance(source, Reader):
+      if dataset_name is not None or version is not None:
+        raise ValueError('dataset_name and version choose a log in a directory; pass them to the Reader.')
+      reader, self._owns_reader = source, False
+      self._path = _reader_directory(source)
+    else:
+      reader, self._owns_reader = (
+        Reader(data_directory=source, dataset_name=dataset_name, version=version),
+        True,
+      )
+      self._path = os.fspath(source)
+    self._dataset_name = dataset_name
+    self._version = version
+    all_lengths = reader.episode_lengths()
+    if episodes is None:
+      selected = np.arange(len(all_lengths), dtype=np.int64)
+    else:
+      selected = np.asarray(episodes, dtype=np.int64).reshape(-1)
+      bad = (selected < 0) | (selected >= len(all_lengths))
+      if bad.any():
+        if self._owns_reader:
+          reader.close()
+        raise IndexError(
+          f'episodes {selected[bad][:5].tolist()} out of range: the log has {len(all_lengths)}'
+        )
+    self._episodes = selected
+    self._lengths = all_lengths[selected].astype(np.int64)
+    counts = self._counts(self._lengths).astype(np.int64)
+    self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if isinstance(fields, bool):
+      self._fields: tuple[str, ...] | None = None if fields else ()
+    else:
+      if isinstance(fields, str):
+        raise TypeError(f'fields takes a sequence of field names (or True), not the string {fields!r}')
+      self._fields = tuple(fields)
+    self._cache_size = int(cache_episodes)
+    self._attach(reader)
+
+  # -- the Reader, per process --------------------------------------------------
+
+  def _attach(self, reader: Reader | None) -> None:
+    self._reader = reader
+    self._pid = os.getpid()
+    self._cache: collections.OrderedDict[int, _Columns] = collections.OrderedDict()
+    self._lock = threading.Lock()
+
+  @property
+  def reader(self) -> Reader:
+    """The Reader this view reads from (reopened after unpickling or a fork)."""
+    if self._pid != os.getpid():  # a forked child: own file handles and cache
+      inherited = self._reader
+      self._attach(None)
+      if self._path is None:  # an in-memory log: the child's copy of it is fine
+        self._reader = inherited
+      elif inherited is not None and self._owns_reader:
+        inherited.close()  # the child's copies of the parent's descriptors
+    if self._reader is None:
+      self._reader = self._reopen()
+      self._owns_reader = True
+    return self._reader
+
+  def _reopen(self) -> Reader:
+    reader = Reader(data_directory=self._path, dataset_name=self._dataset_name, version=self._version)
+    lengths = reader.episode_lengths()
+    if len(self._episodes) and (
+      self._episodes.max() >= len(lengths) or np.any(lengths[self._episodes] != self._lengths)
+    ):
+      reader.close()
+      raise RuntimeError(
+        f'The log at {self._path} is not the one this {type(self).__name__} was built on: its episodes '
+        'have other lengths (was the log rewritten or recovered?). Build it again.'
+      )
+    return reader
+
+  def __getstate__(self) -> dict[str, Any]:
+    if self._path is None:
+      raise TypeError(
+        f'This {type(self).__name__} reads an in-memory log and cannot be pickled; '
+        'log to a data_directory and build it from that directory.'
+      )
+    state = self.__dict__.copy()
+    for key in ('_reader', '_cache', '_lock', '_pid'):
+      del state[key]
+    return state
+
+  def __setstate__(self, state: dict[str, Any]) -> None:
+    self.__dict__.update(state)
+    self._owns_reader = True
+    self._attach(None)
+
+  def close(self) -> None:
+    """Closes the Reader if this view opened it (it reopens if used again)."""
+    with self._lock:
+      self._cache.clear()
+      if self._reader is not None and self._owns_reader and self._pid == os.getpid():
+        self._reader.close()
+        self._reader = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  # -- the index ------------------------------------------------------------------
+
+  def _counts(self, lengths: np.ndarray) -> np.ndarray:
+    raise NotImplementedError
+
+  def _steps(self, j: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    raise NotImplementedError
+
+  def __len__(self) -> int:
+    return int(self._offsets[-1])
+
+  @property
+  def episodes(self) -> np.ndarray:
+    """The Reader's indexes of the episodes this view draws from, in order."""
+    return self._episodes.copy()
+
+  @property
+  def episode_lengths(self) -> np.ndarray:
+    """The recorded steps of each of `episodes`."""
+    return self._lengths.copy()
+
+  def _normalize(self, indices: Any) -> np.ndarray:
+    n = len(self)
+    idx = np.asarray(indices)
+    if idx.dtype == np.bool_ or not (idx.size == 0 or np.issubdtype(idx.dtype, np.integer)):
+      raise TypeError(f'indices must be integers, got {idx.dtype}')
+    idx = idx.astype(np.int64).reshape(-1)
+    out = np.where(idx < 0, idx + n, idx)
+    bad = (out < 0) | (out >= n)
+    if bad.any():
+      raise IndexError(f'index {int(idx[bad][0])} out of range for {n} items')
+    return out
+
+  def locate(self, indices: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The (Reader episode index, first RLDS step) of each item in `indices`."""
+    idx = self._normalize(indices)
+    pos = np.searchsorted(self._offsets, idx, side='right') - 1
+    return self._episodes[pos], self._steps(idx - self._offsets[pos], self._lengths[pos])
+
+  # -- access ---------------------------------------------------------------------
+
+  def _columns(self, episode: int) -> _Columns:
+    reader = self.reader
+    with self._lock:
+      cols = self._cache.get(episode)
+      if cols is not None:
+        self._cache.move_to_end(episode)
+        return cols
+    cols = _Columns(reader.episodes[episode].as_rlds()[_schema.STEPS])
+    self._check_fields(cols)
+    with self._lock:
+      self._cache[episode] = cols
+      while len(self._cache) > self._cache_size:
+        self._cache.popitem(last=False)
+    return cols
+
+  def _extra_fields(self, cols: _Columns) -> tuple[str, ...]:
+    if self._fields is None:
+      return tuple(f for f in cols.fields if f not in _RLDS_STEP_FIELDS)
+    return self._fields
+
+  def _check_fields(self, cols: _Columns) -> None:
+    extra = self._extra_fields(cols)
+    unknown = [f for f in extra if f not in cols.fields or f in _RLDS_STEP_FIELDS]
+    if unknown:
+      available = [f for f in cols.fields if f not in _RLDS_STEP_FIELDS]
+      raise KeyError(f'fields {unknown} are not custom step fields of this log; it has {available}')
+    clash = [f for f in extra if f in self._output_names()]
+    if clash:
+      raise ValueError(f'custom step fields {clash} have the names of {type(self).__name__} outputs')
+
+  def _output_names(self) -> tuple[str, ...]:
+    raise NotImplementedError
+
+  def batch(self, indices: Any) -> dict[str, Any]:
+    """Items `indices` (ints, negative ones from the end) stacked on a leading axis.
+
+    Returns:
+      A dict of the items' fields, each a nest of numpy arrays of shape
+      (len(indices), ...), in the order of `indices`. The arrays are fresh:
+      writing into them changes nothing this view returns later.
+    """
+    idx = self._normalize(indices)
+    if len(self) == 0:
+      raise IndexError(f'this {type(self).__name__} is empty')
+    pos = np.searchsorted(self._offsets, idx, side='right') - 1
+    if idx.size == 0:  # shapes and dtypes come from the first episode with items
+      pos = np.searchsorted(self._offsets, [0], side='right') - 1
+      lengths = self._lengths[pos]
+      starts = self._steps(np.zeros(1, np.int64), lengths)
+      one = self._gather_episode(self._columns(int(self._episodes[pos[0]])), starts, lengths[0])
+      return tree.map_structure(lambda x: x[:0], one)
+    lengths = self._lengths[pos]
+    starts = self._steps(idx - self._offsets[pos], lengths)
+    order = np.argsort(pos, kind='stable')
+    bounds = np.flatnonzero(np.diff(pos[order])) + 1
+    groups = np.split(order, bounds)
+    if len(groups) == 1:
+      g = groups[0]
+      return self._gather_episode(self._columns(int(self._episodes[pos[g[0]]])), starts, lengths[0])
+    parts = [
+      self._gather_episode(self._columns(int(self._episodes[pos[g[0]]])), starts[g], lengths[g[0]])
+      for g in groups
+    ]
+    flat_parts = [tree.flatten(p) for p in parts]
+    out = []
+    for i, first in enumerate(flat_parts[0]):
+      leaf = np.empty((len(idx), *first.shape[1:]), dtype=first.dtype)
+      for g, flat in zip(groups, flat_parts):
+        leaf[g] = flat[i]
+      out.append(leaf)
+    return tree.unflatten_as(parts[0], out)
+
+  def _gather_episode(self, cols: _Columns, starts: np.ndarray, length: int) -> dict[str, Any]:
+    raise NotImplementedError
+
+  def __getitem__(self, index: Any) -> dict[str, Any]:
+    """`view[i]`: one item (arrays without the batch axis); a slice, list or
+    integer array gives a batch (see `batch`)."""
+    if isinstance(index, (int, np.integer)):
+      return tree.map_structure(lambda x: x.reshape(x.shape[1:]), self.batch([int(index)]))
+    if isinstance(index, slice):
+      return self.batch(np.arange(len(self))[index])
+    return self.batch(index)
+
+  def __iter__(self) -> Iterator[dict[str, Any]]:
+    for i in range(len(self)):
+      yield self[i]
+
+  def batches(
+    self,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int | np.random.Generator | None = None,
+    drop_last: bool = False,
+  ) -> Iterator[dict[str, Any]]:
+    """One pass over every item, in batches (see `batch`).
+
+    Args:
+      batch_size: items per batch.
+      shuffle: visit the items in a random order (else in index order).
+      seed: seed or generator of the order.
+      drop_last: skip a last batch smaller than `batch_size`.
+    """
+    if batch_size < 1:
+      raise ValueError(f'batch_size must be at least 1, got {batch_size}')
+    order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
+    stop = len(order) - len(order) % batch_size if drop_last else len(order)
+    for lo in range(0, stop, batch_size):
+      yield self.batch(order[lo : lo + batch_size])
+
+  def _describe(self) -> str:
+    return ''
+
+  def __repr__(self) -> str:
+    where = self._path if self._path is not None else 'an in-memory log'
+    return f'<{type(self).__name__}{self._describe()}: {len(self)} items from {len(self._episodes)} episodes of {where}>'
+
+
+def _take(field: tuple[Any, list[np.ndarray]], rows: np.ndarray) -> Any:
+  structure, leaves = field
+  return tree.unflatten_as(structure, [leaf[rows] for leaf in leaves])
+
+
+class Transitions(_EpisodeView):
+  """The (o, a, r, d, o') transitions of a log, with random and batched access.
+
+  Within each episode of n recorded steps, RLDS steps k and k+1 (k = 0 .. n-2)
+  give transition k: the observation o_k, the action a_k taken at it, the
+  reward r_k and discount d_k that followed, and the next observation o_{k+1}.
+  The last RLDS step starts no transition (no action followed it), so an
+  episode of n steps has n-1 transitions and one of 1 step has none; no
+  transition crosses an episode boundary. Items are numbered episode by
+  episode (in the order of `episodes`), step by step.
+
+  Each item is a dict:
+    'observation': o_k (a nest of the observation spec's structure).
+    'action': a_k.
+    'reward': r_k, as stored (RLDS step k's reward).
+    'discount': d_k, as stored: 0 when o_{k+1} is terminal (bootstrap with
+      `reward + gamma * discount * V(next_observation)`).
+    'next_observation': o_{k+1}.
+    'terminal': bool, o_{k+1} is terminal (the episode ended with discount 0;
+      RLDS `is_terminal` of step k+1).
+    'last': bool, o_{k+1} is the last recorded observation of its episode
+      (terminated, truncated, or cut short; RLDS `is_last` of step k+1).
+      `last and not terminal` is a truncation.
+    'episode_index', 'step_index': int64, the Reader's episode index and k.
+    and the custom step fields chosen with `fields`, from RLDS step k (the
+    values `step_fn` returned at o_k).
+
+  In a thinned log (a step scheduler skipped steps), transitions join
+  consecutive *recorded* steps: o_{k+1} is then not the observation a_k led
+  to (see docs/alignment.md).
+
+  Args:
+    source: a log's directory (as `Reader` takes it) or an open `Reader`. A
+      Reader of an in-memory log works, but the view then does not pickle.
+    episodes: the Reader's indexes of the episodes to use, in this order
+      (a train/test split); all episodes by default.
+    fields: custom step fields to add (names of RLDS step fields written by
+      `step_fn`, 'custom_data' for non-dict values, 'has_custom_data'), or
+      True for all of them.
+    cache_episodes: decoded episodes kept in memory (per process).
+    dataset_name, version: choose a log in a directory holding several.
+  """
+
+  _OUTPUTS = (
+    _schema.OBSERVATION,
+    _schema.ACTION,
+    _schema.REWARD,
+    _schema.DISCOUNT,
+    'next_observation',
+    'terminal',
+    'last',
+    'episode_index',
+    'step_index',
+  )
+
+  def _counts(self, lengths: np.ndarray) -> np.ndarray:
+    return np.maximum(lengths - 1, 0)
+
+  def _steps(self, j: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    return j
+
+  def _output_names(self) -> tuple[str, ...]:
+    return self._OUTPUTS
+
+  def _gather_episode(self, cols: _Columns, starts: np.ndarray, length: int) -> dict[str, Any]:
+    f = cols.fields
+    k, k1 = starts, starts + 1
+    out = {
+      _schema.OBSERVATION: _take(f[_schema.OBSERVATION], k),
+      _schema.ACTION: _take(f[_schema.ACTION], k),
+      _schema.REWARD: _take(f[_schema.REWARD], k),
+      _schema.DISCOUNT: _take(f[_schema.DISCOUNT], k),
+      'next_observation': _take(f[_schema.OBSERVATION], k1),
+      'terminal': _take(f[_schema.IS_TERMINAL], k1),
+      'last': _take(f[_schema.IS_LAST], k1),
+    }
+    for name in self._extra_fields(cols):
+      out[name] = _take(f[name], k)
+    return out
+
+  def batch(self, indices: Any) -> dict[str, Any]:
+    out = super().batch(indices)
+    episode, step = self.locate(indices)
+    out['episode_index'], out['step_index'] = episode, step
+    return out
+
+
+class Windows(_EpisodeView):
+  """Windows of `size` consecutive RLDS steps inside episodes, with random access.
+
+  Window j of an episode of n recorded steps covers RLDS steps
+  s, s+1, .., s+size-1 with s = j * stride. No window crosses an episode
+  boundary. Without `pad`, windows lie inside the episode
+  (s + size <= n; an episode shorter than `size` has none). With `pad`, every
+  s = 0, stride, 2*stride, .. < n starts a window, and the steps past the
+  episode's end repeat its last step (whose action, reward and discount are
+  zeros) with `mask` False.
+
+  Each item is a dict of arrays with a leading axis of `size`, one row per
+  step, in the RLDS alignment (row i holds observation o_{s+i}, the action
+  taken at it, and the reward and discount that followed):
+    'observation', 'action', 'reward', 'discount', 'is_first', 'is_last',
+    'is_terminal': the RLDS step fields (the last step of an episode holds
+      the final observation and zeros for action, reward and discount);
+    'mask': bool, True for the episode's steps, False for padding;
+    'episode_index', 'start_index': int64, the Reader's episode index and s;
+    and the custom step fields chosen with `fields`.
+
+  Args:
+    source: a log's directory (as `Reader` takes it) or an open `Reader`.
+    size: steps per window (>= 1).
+    stride: steps between the starts of consecutive windows of an episode.
+    pad: also start windows that run past the episode's end (padded, masked).
+    episodes, fields, cache_episodes, dataset_name, version: as `Transitions`.
+  """
+
+  _OUTPUTS = (*_RLDS_STEP_FIELDS, 'mask', 'episode_index', 'start_index')
+
+  def __init__(
+    self,
+    source: Source,
+    size: int,
+    *,
+    stride: int = 1,
+    pad: bool = False,
+    episodes: Sequence[int] | np.ndarray | None = None,
+    fields: bool | Sequence[str] = False,
+    cache_episodes: int = 4,
+    dataset_name: str | None = None,
+    version: str | None = None,
+  ):
+    if int(size) < 1 or int(stride) < 1:
+      raise ValueError(f'size and stride must be at least 1, got size={size}, stride={stride}')
+    self.size, self.stride, self.pad = int(size), int(stride), bool(pad)
+    super().__init__(
+      source,
+      episodes=episodes,
+      fields=fields,
+      cache_episodes=cache_episodes,
+      dataset_name=dataset_name,
+      version=version,
+    )
+
+  def _counts(self, lengths: np.ndarray) -> np.ndarray:
+    if self.pad:
+      return (lengths + self.stride - 1) // self.stride
+    return np.where(lengths >= self.size, (lengths - self.size) // self.stride + 1, 0)
+
+  def _steps(self, j: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    return j * self.stride
+
+  def _output_names(self) -> tuple[str, ...]:
+    return self._OUTPUTS
+
+  def _gather_episode(self, cols: _Columns, starts: np.ndarray, length: int) -> dict[str, Any]:
+    rows = starts[:, None] + np.arange(self.size)
+    mask = rows < length
+    rows = np.minimum(rows, length - 1)
+    f = cols.fields
+    out = {name: _take(f[name], rows) for name in _RLDS_STEP_FIELDS}
+    out['mask'] = mask
+    for name in self._extra_fields(cols):
+      out[name] = _take(f[name], rows)
+    return out
+
+  def batch(self, indices: Any) -> dict[str, Any]:
+    out = super().batch(indices)
+    episode, start = self.locate(indices)
+    out['episode_index'], out['start_index'] = episode, start
+    return out
+
+  def _describe(self) -> str:
+    return f'(size={self.size}, stride={self.stride}, pad={self.pad})'
