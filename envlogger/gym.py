@@ -683,6 +683,7 @@ class VectorGymLogger(gymnasium.vector.VectorWrapper):
     **backend_kwargs: Any,
   ):
     super().__init__(env)
+    self._loggers: list[EnvLogger] = []  # close() may run on a half-made wrapper (VectorEnv.__del__)
     if isinstance(backend, BackendWriter):
       raise TypeError(
         'VectorGymLogger makes one backend per sub-env: pass a backend name or a factory, not an instance.'
@@ -695,7 +696,6 @@ class VectorGymLogger(gymnasium.vector.VectorWrapper):
     data = _StepData(step_fn, episode_fn, record_info, info_fn)
     n = env.num_envs
     self._feeds = [_Feed(obs_spec, act_spec) for _ in range(n)]
-    self._loggers: list[EnvLogger] = []
     try:
       for i, feed in enumerate(self._feeds):
         self._loggers.append(

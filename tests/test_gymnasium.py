@@ -416,10 +416,13 @@ def vector_schedule(i):
 @pytest.mark.parametrize('mode', ['NextStep', 'SameStep', 'Disabled'])
 def test_vector_env_one_episode_stream_per_sub_env(tmp_path, mode):
   n = 3
-  venv = gymnasium.vector.SyncVectorEnv(
-    [lambda i=i: Tape(RichEnv(vector_schedule(i), ragged_info=False)) for i in range(n)],
-    autoreset_mode=gymnasium.vector.AutoresetMode(mode),
-  )
+  fns = [lambda i=i: Tape(RichEnv(vector_schedule(i), ragged_info=False)) for i in range(n)]
+  if hasattr(gymnasium.vector, 'AutoresetMode'):
+    venv = gymnasium.vector.SyncVectorEnv(fns, autoreset_mode=gymnasium.vector.AutoresetMode(mode))
+  elif mode == 'NextStep':
+    venv = gymnasium.vector.SyncVectorEnv(fns)  # gymnasium 1.0: next-step autoreset only
+  else:
+    pytest.skip(f'gymnasium {gymnasium.__version__} has no {mode} autoreset mode')
   env = eg.VectorGymLogger(venv, data_directory=str(tmp_path / 'log'), record_info=True)
   env.action_space.seed(2)
   obs, info = env.reset(seed=4)
