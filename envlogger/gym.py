@@ -53,6 +53,7 @@ __all__ = [
   'GymStep',
   'Transition',
   'VectorGymLogger',
+  'decode_info',
   'space_to_spec',
   'specs_to_space',
 ]
@@ -804,6 +805,15 @@ def _layout(metadata: Any) -> _Layout:
   return _Layout(marker.get('info'), bool(marker.get('step_fn')), marker.get('env_index'))
 
 
+def decode_info(text: str | bytes | np.ndarray) -> dict:
+  """The info dict stored as JSON text by `record_info=True` (e.g. a `tfds.load` step's 'info')."""
+  if isinstance(text, np.ndarray):
+    text = text[()]
+  if isinstance(text, bytes):
+    text = text.decode()
+  return _jsonable.decode(json.loads(text))
+
+
 def _split_custom(custom: Any, layout: _Layout) -> tuple[dict, Any]:
   """(info, step_fn value) from a step's stored custom data."""
   if layout.info is None:
@@ -812,11 +822,7 @@ def _split_custom(custom: Any, layout: _Layout) -> tuple[dict, Any]:
     return {}, None
   info = custom[INFO_KEY]
   if layout.info == _INFO_JSON:
-    if isinstance(info, np.ndarray):
-      info = info[()]
-    if isinstance(info, bytes):
-      info = info.decode()
-    info = _jsonable.decode(json.loads(info))
+    info = decode_info(info)
   rest = {k: v for k, v in custom.items() if k != INFO_KEY} if layout.step_fn else None
   return dict(info), rest
 

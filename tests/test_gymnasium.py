@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import pathlib
+import re
 from collections.abc import Mapping
 
 import dm_env
 import numpy as np
 import pytest
-from conftest import run_python
+from conftest import REPO, run_python
 from dm_env import specs
 
 import envlogger
@@ -485,3 +487,20 @@ def test_import_envlogger_does_not_import_gymnasium_and_missing_gymnasium_is_exp
   proc = run_python(code, timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert 'pip install "envlogger-rlds[gymnasium]"' in proc.stdout
+
+
+def test_docs_examples_run(tmp_path):
+  text = (pathlib.Path(REPO) / 'docs' / 'gymnasium.md').read_text()
+  blocks = re.findall(r'```python\n(.*?)```', text, flags=re.S)
+  assert len(blocks) == 4
+  namespace: dict = {}
+  for block in blocks:
+    exec(compile(block.replace("'/tmp/", f"'{tmp_path}/"), 'docs/gymnasium.md', 'exec'), namespace)
+  with eg.GymReader(str(tmp_path / 'gym_logs')) as r:
+    assert len(list(r.transitions())) == 200
+    assert all(isinstance(t.info, dict) for t in r.transitions())
+  with eg.GymReader(str(tmp_path / 'gym_vector_logs')) as r:
+    assert {ep.env_index for ep in r.episodes} == {0, 1, 2}
+    # 3 x 100 steps: transitions, and next-step autoresets (each starts an episode after the first three).
+    assert len(list(r.transitions())) + len(r.episodes) - 3 == 300
+  assert namespace['info_fn']({'lives': 3}) == {'lives': 3, 'x': 0.0}
