@@ -407,6 +407,24 @@ def test_unstorable_info_is_an_error_naming_the_key(tmp_path):
   env.close()
 
 
+def test_gym_reader_reads_a_dm_env_log():
+  from envlogger.testing import catch_env  # noqa: PLC0415
+
+  env = envlogger.EnvLogger(catch_env.Catch(), backend='in_memory', step_fn=lambda ts, a, e: {'n': 1})
+  for _ in range(2):
+    ts = env.reset()
+    while not ts.last():
+      ts = env.step(1)
+  env.close()
+  with eg.GymReader(backend=env.backend) as gr:
+    assert gr.action_space == spaces.Discrete(3)
+    assert gr.observation_space == spaces.Box(0.0, 1.0, (10, 5), np.float32)
+    for ep in gr.episodes:
+      assert len(ep) == 9 and ep.terminated and not ep.truncated and ep.env_index is None
+      assert all(t.info == {} and t.custom_data == {'n': 1} for t in ep)
+      assert [t.terminated for t in ep] == [False] * 8 + [True]
+
+
 # ----------------------------------------------------------------------------
 # Vector envs.
 
