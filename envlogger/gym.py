@@ -723,17 +723,23 @@ class VectorGymLogger(gymnasium.vector.VectorWrapper):
     """One `EnvLogger` per sub-env (e.g. `loggers[i].discard_episode()`)."""
     return list(self._loggers)
 
-  def _record(self, i: int, step: GymStep) -> None:
+  def _record(self, i: int, step: GymStep, errors: list[Exception]) -> None:
+    """Records sub-env i's reset or step; an error is appended to `errors` (the
+    other sub-envs are still recorded, then the first error is raised)."""
     feed, logger = self._feeds[i], self._loggers[i]
     feed.last_step = step
-    if step.is_first:
-      feed.next = dm_env.restart(step.observation)
-      _renaming_info_errors(logger.reset)
-      feed.in_episode = True
-    elif feed.in_episode:
-      feed.next = _timestep(step.observation, step.reward, step.terminated, step.truncated)
-      _renaming_info_errors(lambda: logger.step(step.action))
-      feed.in_episode = not (step.terminated or step.truncated)
+    try:
+      if step.is_first:
+        feed.in_episode = False  # if recording the reset fails, the episode is not recorded
+        feed.next = dm_env.restart(step.observation)
+        _renaming_info_errors(logger.reset)
+        feed.in_episode = True
+      elif feed.in_episode:
+        feed.in_episode = not (step.terminated or step.truncated)
+        feed.next = _timestep(step.observation, step.reward, step.terminated, step.truncated)
+        _renaming_info_errors(lambda: logger.step(step.action))
+    except Exception as e:  # noqa: BLE001 (raised by the caller once every sub-env is recorded)
+      errors.append(e)
 
   def reset(
     self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -742,10 +748,13 @@ class VectorGymLogger(gymnasium.vector.VectorWrapper):
     mask = None if options is None else options.get('reset_mask')
     mask = np.ones(self.num_envs, dtype=bool) if mask is None else np.array(mask, dtype=bool)
     obs, info = self.env.reset(seed=seed, options=options)
+    errors = []
     for i, o in enumerate(gymnasium.vector.utils.iterate(self.env.observation_space, obs)):
       if mask[i]:
         self._autoreset[i] = False
-        self._record(i, GymStep(o, None, False, False, _sub_info(info, i), None, True, i))
+        self._record(i, GymStep(o, None, False, False, _sub_info(info, i), None, True, i), errors)
+    if errors:
+      raise errors[0]
     return obs, info
 
   def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
@@ -754,11 +763,12 @@ class VectorGymLogger(gymnasium.vector.VectorWrapper):
     obs, rewards, terminations, truncations, info = result
     acts = list(gymnasium.vector.utils.iterate(self.env.action_space, actions))
     observations = gymnasium.vector.utils.iterate(self.env.observation_space, obs)
+    errors: list[Exception] = []
     for i, o in enumerate(observations):
       sub_info = _sub_info(info, i)
       done = bool(terminations[i]) or bool(truncations[i])
       if self._mode == 'NextStep' and self._autoreset[i]:
-        self._record(i, GymStep(o, None, False, False, sub_info, None, True, i))
+        self._record(i, GymStep(o, None, False, False, sub_info, None, True, i), errors)
       elif self._mode == 'SameStep' and done:
         final = GymStep(
           sub_info.pop('final_obs'),
@@ -770,13 +780,16 @@ class VectorGymLogger(gymnasium.vector.VectorWrapper):
           False,
           i,
         )
-        self._record(i, final)
-        self._record(i, GymStep(o, None, False, False, sub_info, None, True, i))
+        self._record(i, final, errors)
+        self._record(i, GymStep(o, None, False, False, sub_info, None, True, i), errors)
       else:
-        self._record(
-          i, GymStep(o, rewards[i], bool(terminations[i]), bool(truncations[i]), sub_info, acts[i], False, i)
+        step = GymStep(
+          o, rewards[i], bool(terminations[i]), bool(truncations[i]), sub_info, acts[i], False, i
         )
+        self._record(i, step, errors)
       self._autoreset[i] = done
+    if errors:
+      raise errors[0]
     return result
 
   def close(self, **kwargs: Any) -> None:

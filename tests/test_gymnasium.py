@@ -488,6 +488,24 @@ def test_vector_env_next_step_records_no_ignored_action(tmp_path):
       assert gr.episodes[-1].cut_short
 
 
+def test_vector_env_error_of_one_sub_env_leaves_the_others_recorded():
+  def step_fn(step, env):
+    assert isinstance(env, gymnasium.vector.VectorEnv)
+    return {'x': np.zeros(1 if step.env_index == 1 and step.info.get('t') == 1 else 0)}  # bad once
+
+  venv = gymnasium.vector.SyncVectorEnv([lambda: RichEnv(((2, 'terminated'),), ragged_info=False)] * 2)
+  env = eg.VectorGymLogger(venv, backend='in_memory', step_fn=step_fn)
+  env.reset(seed=0)
+  with pytest.raises(SpecError, match=r'step_fn value/x: expected shape \(0,\), got \(1,\)'):
+    env.step(env.action_space.sample())
+  env.step(env.action_space.sample())  # both end their episode
+  env.close()
+  with eg.GymReader(backend=env.loggers[0].backend) as gr:
+    assert [(len(ep), ep.terminated) for ep in gr.episodes] == [(2, True)]
+  with eg.GymReader(backend=env.loggers[1].backend) as gr:  # all but the bad step
+    assert [(len(ep), ep.terminated) for ep in gr.episodes] == [(1, True)]
+
+
 def test_vector_env_refuses_a_backend_instance():
   venv = gymnasium.vector.SyncVectorEnv([lambda: RichEnv() for _ in range(2)])
   with pytest.raises(TypeError, match='one backend per sub-env'):
