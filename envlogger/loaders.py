@@ -84,12 +84,12 @@ class _EpisodeView:
     *,
     episodes: Sequence[int] | np.ndarray | None = None,
     fields: bool | Sequence[str] = False,
-    cache_episodes: int = 4,
+    cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
   ):
-    if cache_episodes < 1:
-      raise ValueError(f'cache_episodes must be at least 1, got {cache_episodes}')
+    if cache_episodes is not None and cache_episodes < 1:
+      raise ValueError(f'cache_episodes must be at least 1 (or None: no limit), got {cache_episodes}')
     if isinstance(source, Reader):
       if dataset_name is not None or version is not None:
         raise ValueError('dataset_name and version choose a log in a directory; pass them to the Reader.')
@@ -125,7 +125,7 @@ class _EpisodeView:
       if isinstance(fields, str):
         raise TypeError(f'fields takes a sequence of field names (or True), not the string {fields!r}')
       self._fields = tuple(fields)
-    self._cache_size = int(cache_episodes)
+    self._cache_size = None if cache_episodes is None else int(cache_episodes)
     self._attach(reader)
 
   # -- the Reader, per process --------------------------------------------------
@@ -246,7 +246,7 @@ class _EpisodeView:
     self._check_fields(cols)
     with self._lock:
       self._cache[episode] = cols
-      while len(self._cache) > self._cache_size:
+      while self._cache_size is not None and len(self._cache) > self._cache_size:
         self._cache.popitem(last=False)
     return cols
 
@@ -323,12 +323,39 @@ class _EpisodeView:
     for i in range(len(self)):
       yield self[i]
 
+  def permutation(
+    self, *, seed: int | np.random.Generator | None = None, episodes_per_block: int | None = None
+  ) -> np.ndarray:
+    """A random order of every item index, for shuffled training.
+
+    Args:
+      seed: seed or generator of the order.
+      episodes_per_block: None for a uniform permutation. Else the episodes
+        are shuffled and cut into blocks of this many; all the items of a
+        block come before those of the next, shuffled within the block. With
+        a block no larger than `cache_episodes`, each episode is decoded once
+        per pass instead of once per batch or so: much faster on logs larger
+        than the cache, at the price of batches drawn from a few episodes.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(self)
+    if episodes_per_block is None:
+      return rng.permutation(n)
+    if episodes_per_block < 1:
+      raise ValueError(f'episodes_per_block must be at least 1, got {episodes_per_block}')
+    counts = np.diff(self._offsets)
+    rank = np.empty(len(counts), dtype=np.int64)
+    rank[rng.permutation(len(counts))] = np.arange(len(counts))
+    keys = np.repeat(rank // episodes_per_block, counts) + rng.random(n)  # block, then a random place in it
+    return np.argsort(keys, kind='stable')
+
   def batches(
     self,
     batch_size: int,
     *,
     shuffle: bool = True,
     seed: int | np.random.Generator | None = None,
+    episodes_per_block: int | None = None,
     drop_last: bool = False,
   ) -> Iterator[dict[str, Any]]:
     """One pass over every item, in batches (see `batch`).
@@ -337,11 +364,16 @@ class _EpisodeView:
       batch_size: items per batch.
       shuffle: visit the items in a random order (else in index order).
       seed: seed or generator of the order.
+      episodes_per_block: shuffle episode blocks of this size (see
+        `permutation`) rather than all the items.
       drop_last: skip a last batch smaller than `batch_size`.
     """
     if batch_size < 1:
       raise ValueError(f'batch_size must be at least 1, got {batch_size}')
-    order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
+    if shuffle:
+      order = self.permutation(seed=seed, episodes_per_block=episodes_per_block)
+    else:
+      order = np.arange(len(self))
     stop = len(order) - len(order) % batch_size if drop_last else len(order)
     for lo in range(0, stop, batch_size):
       yield self.batch(order[lo : lo + batch_size])
@@ -398,7 +430,8 @@ class Transitions(_EpisodeView):
     fields: custom step fields to add (names of RLDS step fields written by
       `step_fn`, 'custom_data' for non-dict values, 'has_custom_data'), or
       True for all of them.
-    cache_episodes: decoded episodes kept in memory (per process).
+    cache_episodes: decoded episodes kept in memory (per process); None keeps
+      every episode once decoded (for a log that fits in memory).
     dataset_name, version: choose a log in a directory holding several.
   """
 
@@ -486,7 +519,7 @@ class Windows(_EpisodeView):
     pad: bool = False,
     episodes: Sequence[int] | np.ndarray | None = None,
     fields: bool | Sequence[str] = False,
-    cache_episodes: int = 4,
+    cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
   ):

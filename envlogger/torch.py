@@ -38,7 +38,7 @@ except ImportError as e:  # pragma: no cover (the extra is installed in the test
 
 from envlogger import loaders
 
-__all__ = ['TransitionDataset', 'WindowDataset', 'collate', 'to_torch']
+__all__ = ['EpisodeBlockSampler', 'TransitionDataset', 'WindowDataset', 'collate', 'to_torch']
 
 
 def to_torch(nest: Any) -> Any:
@@ -123,7 +123,7 @@ class TransitionDataset(_ViewDataset):
     *,
     episodes: Sequence[int] | np.ndarray | None = None,
     fields: bool | Sequence[str] = False,
-    cache_episodes: int = 4,
+    cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
   ):
@@ -163,7 +163,7 @@ class WindowDataset(_ViewDataset):
     pad: bool = False,
     episodes: Sequence[int] | np.ndarray | None = None,
     fields: bool | Sequence[str] = False,
-    cache_episodes: int = 4,
+    cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
   ):
@@ -180,3 +180,38 @@ class WindowDataset(_ViewDataset):
         version=version,
       )
     )
+
+
+class EpisodeBlockSampler(torch_data.Sampler):
+  """Shuffles a dataset's items a block of episodes at a time (`Transitions.permutation`).
+
+  A uniform shuffle (`shuffle=True`) touches a different episode at nearly
+  every item, and on a log larger than `cache_episodes` each touch decodes a
+  whole episode. This sampler visits the episodes in a random order, a block
+  of `episodes_per_block` at a time, the items of a block in a random order:
+  each worker decodes each episode about once per epoch. Every epoch draws a
+  new order.
+
+    loader = DataLoader(dataset, batch_size=256, num_workers=2,
+                        sampler=EpisodeBlockSampler(dataset, episodes_per_block=4))
+
+  Args:
+    dataset: a `TransitionDataset` or `WindowDataset`.
+    episodes_per_block: episodes per block; at most the dataset's
+      `cache_episodes` to decode each episode once per worker and epoch.
+    seed: seed of the orders (None: fresh entropy).
+  """
+
+  def __init__(self, dataset: _ViewDataset, episodes_per_block: int = 4, seed: int | None = None):
+    if episodes_per_block < 1:
+      raise ValueError(f'episodes_per_block must be at least 1, got {episodes_per_block}')
+    self.dataset = dataset
+    self.episodes_per_block = int(episodes_per_block)
+    self._rng = np.random.default_rng(seed)
+
+  def __iter__(self):
+    order = self.dataset.view.permutation(seed=self._rng, episodes_per_block=self.episodes_per_block)
+    return iter(order.tolist())
+
+  def __len__(self) -> int:
+    return len(self.dataset)

@@ -387,6 +387,25 @@ def test_batches_cover_every_item_once(catch_log):
     assert sizes == [7] * (n // 7)
 
 
+def test_block_permutation(catch_log):
+  with loaders.Transitions(catch_log) as transitions:
+    n = len(transitions)
+    for block in (1, 2, 3):
+      order = transitions.permutation(seed=block, episodes_per_block=block)
+      assert sorted(order.tolist()) == list(range(n))
+      episodes, _ = transitions.locate(order)
+      # Each episode's items lie in a span of the order that holds at most
+      # `block` episodes (its block); with blocks of 1, episodes come one by one.
+      for e in set(episodes.tolist()):
+        where = np.flatnonzero(episodes == e)
+        assert len(set(episodes[where[0] : where[-1] + 1].tolist())) <= block
+        if block == 1:
+          assert where[-1] - where[0] + 1 == len(where)
+    assert not np.array_equal(transitions.permutation(seed=0), np.arange(n))
+    got = np.concatenate([b['step_index'] for b in transitions.batches(4, seed=0, episodes_per_block=2)])
+    assert len(got) == n
+
+
 # ---------------------------------------------------------------------------
 # Processes
 
@@ -547,6 +566,28 @@ def test_dataloader_whole_batches_and_windows(torch, catch_log):
       seen += [_check_window(item, reader, episodes, 3) for item in _unbatch(batch)]
     lengths = reader.episode_lengths()
     assert sorted(seen) == [(e, s) for e, n in enumerate(lengths) for s in range(n)]
+
+
+def test_episode_block_sampler(torch, catch_log):
+  from torch.utils.data import DataLoader  # noqa: PLC0415
+
+  from envlogger.torch import EpisodeBlockSampler, TransitionDataset  # noqa: PLC0415
+
+  dataset = TransitionDataset(catch_log, cache_episodes=2)
+  sampler = EpisodeBlockSampler(dataset, episodes_per_block=2, seed=0)
+  assert len(sampler) == len(dataset)
+  first, second = list(sampler), list(sampler)
+  assert (
+    sorted(first) == sorted(second) == list(range(len(dataset))) and first != second
+  )  # new order each epoch
+  with envlogger.Reader(data_directory=catch_log) as reader:
+    episodes = _episodes(reader)
+    seen = [
+      _check_transition(item, reader, episodes)
+      for batch in DataLoader(dataset, batch_size=3, sampler=sampler)
+      for item in _unbatch(batch)
+    ]
+    assert sorted(seen) == _expected_transition_keys(reader)
 
 
 @pytest.mark.slow
