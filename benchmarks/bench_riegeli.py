@@ -186,6 +186,8 @@ def sequential_pass(directory: str, lengths: np.ndarray) -> tuple[list[Any], _Cl
   out: list[Any] = []
   add, stamp, clock = out.append, stamps.append, time.perf_counter
   with envlogger.Reader(directory) as r, _Clock() as c:
+    if r.problems:
+      raise AssertionError(f'{directory}: reader.problems: {r.problems}')
     t0 = clock()
     for i, step in enumerate(r.steps):
       add(step)
