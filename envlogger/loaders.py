@@ -27,7 +27,8 @@ from __future__ import annotations
 import collections
 import os
 import threading
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,7 @@ class _EpisodeView:
     source: Source,
     *,
     episodes: Sequence[int] | np.ndarray | None = None,
-    fields: bool | Sequence[str] = False,
+    fields: bool | Sequence[str] | Mapping[str, str] = False,
     cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
@@ -119,12 +120,16 @@ class _EpisodeView:
     self._lengths = all_lengths[selected].astype(np.int64)
     counts = self._counts(self._lengths).astype(np.int64)
     self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    self._fields: tuple[tuple[str, str], ...] | None
     if isinstance(fields, bool):
-      self._fields: tuple[str, ...] | None = None if fields else ()
+      self._fields = None if fields else ()
+    elif isinstance(fields, str):
+      raise TypeError(f'fields takes a sequence of field names (or True), not the string {fields!r}')
+    elif isinstance(fields, Mapping):
+      self._fields = tuple((str(k), str(v)) for k, v in fields.items())
     else:
-      if isinstance(fields, str):
-        raise TypeError(f'fields takes a sequence of field names (or True), not the string {fields!r}')
-      self._fields = tuple(fields)
+      self._fields = tuple((str(f), str(f)) for f in fields)
+    self._warned = False
     self._cache_size = None if cache_episodes is None else int(cache_episodes)
     self._attach(reader)
 
@@ -237,33 +242,46 @@ class _EpisodeView:
 
   def _columns(self, episode: int) -> _Columns:
     reader = self.reader
-    with self._lock:
+    with self._lock:  # the Reader is not thread-safe: threads decode one at a time
       cols = self._cache.get(episode)
       if cols is not None:
         self._cache.move_to_end(episode)
         return cols
-    cols = _Columns(reader.episodes[episode].as_rlds()[_schema.STEPS])
-    self._check_fields(cols)
-    with self._lock:
+      cols = _Columns(reader.episodes[episode].as_rlds()[_schema.STEPS])
+      self._check_fields(cols)
       self._cache[episode] = cols
       while self._cache_size is not None and len(self._cache) > self._cache_size:
         self._cache.popitem(last=False)
-    return cols
+      return cols
 
-  def _extra_fields(self, cols: _Columns) -> tuple[str, ...]:
+  def _extra_fields(self, cols: _Columns) -> tuple[tuple[str, str], ...]:
+    """(custom step field, output key) pairs."""
     if self._fields is None:
-      return tuple(f for f in cols.fields if f not in _RLDS_STEP_FIELDS)
+      outputs = self._output_names()
+      return tuple((f, f) for f in cols.fields if f not in _RLDS_STEP_FIELDS and f not in outputs)
     return self._fields
 
   def _check_fields(self, cols: _Columns) -> None:
-    extra = self._extra_fields(cols)
-    unknown = [f for f in extra if f not in cols.fields or f in _RLDS_STEP_FIELDS]
+    available = [f for f in cols.fields if f not in _RLDS_STEP_FIELDS]
+    if self._fields is None:
+      clash = [f for f in available if f in self._output_names()]
+      if clash and not self._warned:
+        self._warned = True
+        warnings.warn(
+          f'custom step fields {clash} have the names of {type(self).__name__} outputs and are left out; '
+          f"rename them: fields={{{clash[0]!r}: 'logged_{clash[0]}', ...}}",
+          stacklevel=4,
+        )
+      return
+    unknown = [src for src, _ in self._fields if src not in available]
     if unknown:
-      available = [f for f in cols.fields if f not in _RLDS_STEP_FIELDS]
       raise KeyError(f'fields {unknown} are not custom step fields of this log; it has {available}')
-    clash = [f for f in extra if f in self._output_names()]
+    clash = [dst for _, dst in self._fields if dst in self._output_names()]
     if clash:
-      raise ValueError(f'custom step fields {clash} have the names of {type(self).__name__} outputs')
+      raise ValueError(
+        f'custom step fields {clash} have the names of {type(self).__name__} outputs; '
+        f"rename them: fields={{{clash[0]!r}: 'logged_{clash[0]}'}}"
+      )
 
   def _output_names(self) -> tuple[str, ...]:
     raise NotImplementedError
@@ -427,9 +445,11 @@ class Transitions(_EpisodeView):
       Reader of an in-memory log works, but the view then does not pickle.
     episodes: the Reader's indexes of the episodes to use, in this order
       (a train/test split); all episodes by default.
-    fields: custom step fields to add (names of RLDS step fields written by
-      `step_fn`, 'custom_data' for non-dict values, 'has_custom_data'), or
-      True for all of them.
+    fields: custom step fields to add: names of RLDS step fields written by
+      `step_fn` ('custom_data' for non-dict values, 'has_custom_data'), a
+      dict {field: output key} to rename them (a field named like an output,
+      such as 'step_index', must be renamed), or True for all of them (but
+      those named like an output, left out with a warning).
     cache_episodes: decoded episodes kept in memory (per process); None keeps
       every episode once decoded (for a log that fits in memory).
     dataset_name, version: choose a log in a directory holding several.
@@ -468,8 +488,8 @@ class Transitions(_EpisodeView):
       'terminal': _take(f[_schema.IS_TERMINAL], k1),
       'last': _take(f[_schema.IS_LAST], k1),
     }
-    for name in self._extra_fields(cols):
-      out[name] = _take(f[name], k)
+    for src, dst in self._extra_fields(cols):
+      out[dst] = _take(f[src], k)
     return out
 
   def batch(self, indices: Any) -> dict[str, Any]:
@@ -518,7 +538,7 @@ class Windows(_EpisodeView):
     stride: int = 1,
     pad: bool = False,
     episodes: Sequence[int] | np.ndarray | None = None,
-    fields: bool | Sequence[str] = False,
+    fields: bool | Sequence[str] | Mapping[str, str] = False,
     cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
@@ -553,8 +573,8 @@ class Windows(_EpisodeView):
     f = cols.fields
     out = {name: _take(f[name], rows) for name in _RLDS_STEP_FIELDS}
     out['mask'] = mask
-    for name in self._extra_fields(cols):
-      out[name] = _take(f[name], rows)
+    for src, dst in self._extra_fields(cols):
+      out[dst] = _take(f[src], rows)
     return out
 
   def batch(self, indices: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ Needs PyTorch: `pip install 'envlogger-rlds[torch]'`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,7 +122,7 @@ class TransitionDataset(_ViewDataset):
     source: loaders.Source,
     *,
     episodes: Sequence[int] | np.ndarray | None = None,
-    fields: bool | Sequence[str] = False,
+    fields: bool | Sequence[str] | Mapping[str, str] = False,
     cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
@@ -162,7 +162,7 @@ class WindowDataset(_ViewDataset):
     stride: int = 1,
     pad: bool = False,
     episodes: Sequence[int] | np.ndarray | None = None,
-    fields: bool | Sequence[str] = False,
+    fields: bool | Sequence[str] | Mapping[str, str] = False,
     cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,

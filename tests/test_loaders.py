@@ -9,6 +9,7 @@ numpy, pickling, a forked child, and a multi-worker torch DataLoader.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import shutil
 import sys
@@ -16,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 import tree
-from conftest import nest_equal, run_python
+from conftest import REPO, nest_equal, run_python
 from dm_env import specs
 
 import envlogger
@@ -101,7 +102,13 @@ def nested_log(tmp_path_factory):
   return str(directory)
 
 
-@pytest.fixture(params=['catch', 'nested'])
+@pytest.fixture
+def riegeli_log():
+  """A log of DeepMind's envlogger 1.3 (Riegeli files): the Reader opens it, so do the loaders."""
+  return os.path.join(REPO, 'tests', 'fixtures', 'envlogger13', 'catch_riegeli', 'data')
+
+
+@pytest.fixture(params=['catch', 'nested', 'riegeli'])
 def log(request):
   return request.getfixturevalue(f'{request.param}_log')
 
@@ -136,7 +143,8 @@ def _check_flag(actual, expected, where):
   assert bool(actual) == expected, f'{where}: {actual!r} != {expected}'
 
 
-def _check_transition(item, reader, episodes, custom=()):
+def _check_transition(item, reader, episodes, custom=None):
+  """Checks a transition against the log; `custom` maps custom step fields to item keys."""
   item = _to_numpy(item)
   e, k = int(item['episode_index']), int(item['step_index'])
   steps, terminated = episodes[e]
@@ -153,11 +161,11 @@ def _check_transition(item, reader, episodes, custom=()):
   is_last = k + 1 == len(steps) - 1
   _check_flag(item['last'], is_last, f'{where} last')
   _check_flag(item['terminal'], is_last and terminated, f'{where} terminal')
-  for name in custom:
+  for name, key in (custom or {}).items():
     if name == 'has_custom_data':
-      _check_flag(item[name], now.custom_data is not None, f'{where} {name}')
+      _check_flag(item[key], now.custom_data is not None, f'{where} {name}')
     elif now.custom_data is not None:
-      np.testing.assert_array_equal(np.asarray(item[name]), np.asarray(now.custom_data[name]), err_msg=where)
+      np.testing.assert_array_equal(np.asarray(item[key]), np.asarray(now.custom_data[name]), err_msg=where)
   return e, k
 
 
@@ -220,18 +228,21 @@ def _expected_transition_keys(reader):
 # numpy
 
 
-def test_every_transition_matches_the_log(log):
+def test_every_transition_matches_the_log(log, riegeli_log):
   with envlogger.Reader(data_directory=log) as reader, loaders.Transitions(log) as transitions:
     episodes = _episodes(reader)
     expected = _expected_transition_keys(reader)
     assert len(transitions) == len(expected)
     seen = [_check_transition(transitions[i], reader, episodes) for i in range(len(transitions))]
     assert seen == expected  # numbered episode by episode, step by step
-    # The log has terminations and transitions that end an episode without one.
+    # Terminations, and episodes that end without one (truncated, cut short).
     batch = transitions[:]
-    assert batch['terminal'].any()
-    assert (batch['last'] & ~batch['terminal']).any()
+    ended = [t for steps, t in episodes if len(steps) > 1]
+    assert batch['terminal'].sum() == sum(ended)
+    assert (batch['last'] & ~batch['terminal']).sum() == len(ended) - sum(ended)
     assert not (batch['terminal'] & ~batch['last']).any()
+    if log != riegeli_log:
+      assert 0 < sum(ended) < len(ended)
 
 
 def test_batches_are_stacked_items(log):
@@ -281,6 +292,9 @@ def test_jax_takes_batches_as_they_are(catch_log):
       np.testing.assert_array_equal(np.asarray(jnp.asarray(leaf)), leaf)
 
 
+_NESTED_CUSTOM = {'score': 'score', 'tag': 'tag', 'has_custom_data': 'has_custom_data'}
+
+
 def test_custom_fields(nested_log):
   with envlogger.Reader(data_directory=nested_log) as reader:
     episodes = _episodes(reader)
@@ -288,7 +302,7 @@ def test_custom_fields(nested_log):
     item = everything[0]
     assert {'score', 'tag', 'has_custom_data'} <= item.keys()
     for i in range(len(everything)):
-      _check_transition(everything[i], reader, episodes, custom=('score', 'tag', 'has_custom_data'))
+      _check_transition(everything[i], reader, episodes, custom=_NESTED_CUSTOM)
     only = loaders.Transitions(reader, fields=['score'])
     assert 'score' in only[0] and 'tag' not in only[0]
     assert 'score' not in loaders.Transitions(reader)[0]
@@ -308,9 +322,13 @@ def test_custom_field_named_like_an_output():
   )
   _one_episode(env)
   reader = envlogger.Reader(backend=env.backend)
+  with pytest.warns(UserWarning, match='mask'):
+    assert loaders.Windows(reader, 2, fields=True)[0]['mask'].dtype == np.bool_  # the output, not the field
   with pytest.raises(ValueError, match='mask'):
-    loaders.Windows(reader, 2, fields=True)[0]
-  loaders.Transitions(reader, fields=True)[0]  # no clash there
+    loaders.Windows(reader, 2, fields=['mask'])[0]
+  renamed = loaders.Windows(reader, 2, fields={'mask': 'logged_mask'})[0]
+  np.testing.assert_array_equal(renamed['logged_mask'], [1, 1])
+  assert loaders.Transitions(reader, fields=True)[0]['mask'] == 1  # no clash there
   env.close()
 
 
@@ -533,14 +551,19 @@ def test_dataloader_two_workers_every_transition(torch, log):
 
   from envlogger.torch import TransitionDataset, collate  # noqa: PLC0415
 
-  dataset = TransitionDataset(log, fields=True)
+  if 'nested' in log:
+    custom = _NESTED_CUSTOM
+  elif 'riegeli' in log:  # DeepMind's example logs a 'step_index': renamed
+    custom = {'step_index': 'logged_step_index', 'has_custom_data': 'has_custom_data'}
+  else:
+    custom = {}
+  dataset = TransitionDataset(log, fields=custom)
   dataset[0]  # the parent has the log open: workers must open their own
   loader = DataLoader(
     dataset, batch_size=5, shuffle=True, num_workers=2, multiprocessing_context='fork', collate_fn=collate
   )
   with envlogger.Reader(data_directory=log) as reader:
     episodes = _episodes(reader)
-    custom = ('score', 'tag', 'has_custom_data') if 'nested' in log else ()
     seen = []
     for batch in loader:
       assert isinstance(batch['reward'], torch.Tensor)
