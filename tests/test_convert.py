@@ -40,7 +40,7 @@ def _assert_same_log(src, dst):
 def test_convert_riegeli_log_on_the_command_line(tmp_path):
   out = _cli('convert', RIEGELI, tmp_path / 'out')
   assert out.returncode == 0, out.stderr
-  assert 'converted 5 episodes (50 steps)' in out.stdout
+  assert 'convert: wrote 5 episodes (50 steps)' in out.stdout
   _assert_same_log(RIEGELI, tmp_path / 'out')
   # Converting again appends (same specs): twice the episodes.
   assert _cli('convert', RIEGELI, tmp_path / 'out', '--quiet').returncode == 0

@@ -105,6 +105,22 @@ class _NativeSteps(Sequence):
       raise self._damaged(k, e) from None
 
 
+class _LazyColumnsEpisode(rlds.Episode):
+  """An rlds.Episode whose `columns` and `has_custom_data` are built on first
+  access (a sequential StepData pass over a Riegeli log never builds them)."""
+
+  def __init__(self, build: Callable[[], rlds.Episode], **fields: Any):
+    self.__dict__.update(fields)
+    self._build = build
+
+  def __getattr__(self, name: str) -> Any:  # only for attributes not set yet
+    if name in ('columns', 'has_custom_data'):
+      built = self._build()
+      self.columns, self.has_custom_data = built.columns, built.has_custom_data
+      return self.__dict__[name]
+    raise AttributeError(name)
+
+
 class RiegeliLogSource(source.LogSource):
   """Random access to the episodes of an envlogger (Riegeli backend) log.
 
@@ -122,6 +138,7 @@ class RiegeliLogSource(source.LogSource):
     state = _state if _state is not None else self._load(data_directory)
     self._state = state
     self._readers: dict[int, records_lib.RecordReader] = {}
+    self._metadata_readers: dict[int, records_lib.RecordReader] = {}
     self._cache: OrderedDict[int, rlds.Episode] = OrderedDict()
     self._cache_size = cache_size
     if state['schema'] is None:
@@ -245,16 +262,39 @@ class RiegeliLogSource(source.LogSource):
       self._cache.move_to_end(index)
       return ep
     records = self._step_records(index)
+    steps = _NativeSteps(records, lambda k, err: self._record_damaged(index, k, err))
     s, e = self._state['episodes'][index]
-    builder = rlds.EpisodeBuilder(
-      self.casters, f'{self._state["shards"][s].name}/{e}', self._state['shards'][s].name
+    name = self._state['shards'][s].name
+    n = len(records)
+    last = steps[n - 1] if n else None  # one decode: the flags need only the last step
+    cut_short = last is None or not last.timestep.last()
+    is_first, is_last, is_terminal = (np.zeros(n, dtype=bool) for _ in range(3))
+    if n:
+      is_first[0] = is_last[-1] = True
+      is_terminal[-1] = not cut_short and bool(np.all(np.asarray(last.timestep.discount) == 0))
+    ep = _LazyColumnsEpisode(
+      lambda: self._columns(index, steps),
+      is_first=is_first,
+      is_last=is_last,
+      is_terminal=is_terminal,
+      metadata=self.read_episode_metadata(index),
+      episode_id=f'{name}/{e}',
+      run_id=name,
+      cut_short=cut_short,
+      invalid=False,
+      native_steps=steps,
     )
+    self._cache[index] = ep
+    if len(self._cache) > self._cache_size:
+      self._cache.popitem(last=False)
+    return ep
+
+  def _columns(self, index: int, steps: _NativeSteps) -> rlds.Episode:
+    """The RLDS columns of an episode (built when first asked for: iterating
+    StepData does not need them)."""
+    builder = rlds.EpisodeBuilder(self.casters, '', '')
     last = None
-    for k, record in enumerate(records):
-      try:
-        step = StepData(*storage.decode_step(record))
-      except storage.StorageError as err:
-        raise self._record_damaged(index, k, err) from None
+    for k, step in enumerate(steps):
       if step.custom_data is not None and self.casters.custom_data is None:
         raise specs_lib.SpecError(
           f'{self._where(index)}: step {k} has custom data, but the log has no custom data field (the first '
@@ -262,13 +302,7 @@ class RiegeliLogSource(source.LogSource):
         )
       builder.add(step, record=True)
       last = step
-    builder.metadata = self.read_episode_metadata(index)
-    ep = builder.finish(cut_short=last is None or not last.timestep.last())
-    ep.native_steps = _NativeSteps(records, lambda k, err: self._record_damaged(index, k, err))
-    self._cache[index] = ep
-    if len(self._cache) > self._cache_size:
-      self._cache.popitem(last=False)
-    return ep
+    return builder.finish(cut_short=last is None or not last.timestep.last())
 
   def read_step(self, index: int, k: int) -> tuple[rlds.Episode, int]:
     ep = self._cache.get(index)
@@ -297,10 +331,12 @@ class RiegeliLogSource(source.LogSource):
     position = int(shard.metadata_positions[e])
     if position <= 0:  # the original reads metadata only at positions > 0
       return None
-    path = os.path.join(shard.path, EPISODE_METADATA_FILE)
     try:
-      with records_lib.RecordReader(path) as r:
-        return storage.decode(r.read_at(position))
+      reader = self._metadata_readers.get(s)
+      if reader is None:  # one per shard: its last decoded chunk is kept for the next episodes
+        path = os.path.join(shard.path, EPISODE_METADATA_FILE)
+        reader = self._metadata_readers[s] = records_lib.RecordReader(path)
+      return storage.decode(reader.read_at(position))
     except (records_lib.RiegeliError, storage.StorageError, OSError) as err:
       raise self._damaged(index, f'episode metadata: {err}') from None
 
@@ -316,9 +352,10 @@ class RiegeliLogSource(source.LogSource):
     return RiegeliLogSource(self.data_directory, cache_size=self._cache_size, _state=self._state)
 
   def close(self) -> None:
-    for r in self._readers.values():
+    for r in (*self._readers.values(), *self._metadata_readers.values()):
       r.close()
     self._readers.clear()
+    self._metadata_readers.clear()
     self._cache.clear()
 
 
