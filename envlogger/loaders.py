@@ -64,7 +64,6 @@ class _Columns:
   """One decoded episode: every RLDS step field as (nest structure, leaf columns)."""
 
   def __init__(self, steps: dict[str, Any]):
-    self.length = len(steps[_schema.IS_FIRST])
     self.fields: dict[str, tuple[Any, list[np.ndarray]]] = {
       name: (value, tree.flatten(value)) for name, value in steps.items()
     }
@@ -74,10 +73,9 @@ class _EpisodeView:
   """Shared machinery of `Transitions` and `Windows`: the index, the Reader, pickling.
 
   Subclasses define `_counts(lengths)` (items per episode), `_steps(j, lengths)`
-  (the first RLDS step of item j of an episode), and `_gather(...)`.
+  (the first RLDS step of item j of an episode), `_gather_episode(...)` (the
+  items of one episode) and `_output_names()`.
   """
-
-  _INDEX_KEYS: tuple[str, ...] = ()
 
   def __init__(
     self,
@@ -91,6 +89,16 @@ class _EpisodeView:
   ):
     if cache_episodes is not None and cache_episodes < 1:
       raise ValueError(f'cache_episodes must be at least 1 (or None: no limit), got {cache_episodes}')
+    self._fields: tuple[tuple[str, str], ...] | None
+    if isinstance(fields, bool):
+      self._fields = None if fields else ()
+    elif isinstance(fields, str):
+      raise TypeError(f'fields takes a sequence of field names (or True), not the string {fields!r}')
+    elif isinstance(fields, Mapping):
+      self._fields = tuple((str(k), str(v)) for k, v in fields.items())
+    else:
+      self._fields = tuple((str(f), str(f)) for f in fields)
+    self._warned = False
     if isinstance(source, Reader):
       if dataset_name is not None or version is not None:
         raise ValueError('dataset_name and version choose a log in a directory; pass them to the Reader.')
@@ -104,6 +112,7 @@ class _EpisodeView:
       self._path = os.fspath(source)
     self._dataset_name = dataset_name
     self._version = version
+    self._problems = sorted(reader.problems)
     all_lengths = reader.episode_lengths()
     if episodes is None:
       selected = np.arange(len(all_lengths), dtype=np.int64)
@@ -120,16 +129,6 @@ class _EpisodeView:
     self._lengths = all_lengths[selected].astype(np.int64)
     counts = self._counts(self._lengths).astype(np.int64)
     self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    self._fields: tuple[tuple[str, str], ...] | None
-    if isinstance(fields, bool):
-      self._fields = None if fields else ()
-    elif isinstance(fields, str):
-      raise TypeError(f'fields takes a sequence of field names (or True), not the string {fields!r}')
-    elif isinstance(fields, Mapping):
-      self._fields = tuple((str(k), str(v)) for k, v in fields.items())
-    else:
-      self._fields = tuple((str(f), str(f)) for f in fields)
-    self._warned = False
     self._cache_size = None if cache_episodes is None else int(cache_episodes)
     self._attach(reader)
 
@@ -158,6 +157,13 @@ class _EpisodeView:
 
   def _reopen(self) -> Reader:
     reader = Reader(data_directory=self._path, dataset_name=self._dataset_name, version=self._version)
+    if sorted(reader.problems) != self._problems:
+      reader.close()
+      raise RuntimeError(
+        f'The log at {self._path} opens with other problems than when this {type(self).__name__} was '
+        f'built ({self._problems} then, {reader.problems} now: damage found, repaired, or skipped by '
+        'Reader(verify=True)), so its episode indexes may differ. Build it from the directory.'
+      )
     lengths = reader.episode_lengths()
     if len(self._episodes) and (
       self._episodes.max() >= len(lengths) or np.any(lengths[self._episodes] != self._lengths)

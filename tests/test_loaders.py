@@ -8,6 +8,7 @@ numpy, pickling, a forked child, and a multi-worker torch DataLoader.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import pickle
@@ -463,6 +464,28 @@ def test_a_rewritten_log_is_refused(tmp_path):
   _record(catch_env.Catch(rows=4), directory, lambda rng: 1, (('episode', None),) * 2)
   with pytest.raises(RuntimeError, match='not the one'):
     pickle.loads(data)[0]
+
+
+def test_a_reader_that_skipped_damage_is_not_reopened_silently(tmp_path):
+  """Reader(verify=True) skips a damaged episode; a reopened Reader would not
+  (its episode indexes shift), so an unpickled view refuses to read."""
+  directory = tmp_path / 'log'
+  _record(catch_env.Catch(rows=5), directory, lambda rng: 1, (('episode', None),) * 4)  # 4 equal lengths
+  ds = directory / 'envlogger' / '1.0.0'
+  index = (ds / 'envlogger_index' / 'envlogger-train.tfrecord-00000.jsonl').read_text().splitlines()
+  offset, length, _ = json.loads(index[1])
+  shard = ds / 'envlogger-train.tfrecord-00000'
+  data = bytearray(shard.read_bytes())
+  data[offset + 12 + length // 2] ^= 0xFF  # inside episode 1's record: its checksum fails
+  shard.write_bytes(bytes(data))
+  with pytest.warns(UserWarning, match='problem'):
+    reader = envlogger.Reader(data_directory=str(directory), verify=True)
+  transitions = loaders.Transitions(reader)
+  assert len(transitions.episodes) == 3
+  transitions[:]  # in this process: the Reader it was given
+  with pytest.raises(RuntimeError, match='other problems'):
+    pickle.loads(pickle.dumps(transitions))[0]
+  reader.close()
 
 
 def _child(view, indices, conn):
