@@ -86,6 +86,7 @@ class _EpisodeView:
     cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
+    verify: bool = False,
   ):
     if cache_episodes is not None and cache_episodes < 1:
       raise ValueError(f'cache_episodes must be at least 1 (or None: no limit), got {cache_episodes}')
@@ -100,18 +101,21 @@ class _EpisodeView:
       self._fields = tuple((str(f), str(f)) for f in fields)
     self._warned = False
     if isinstance(source, Reader):
-      if dataset_name is not None or version is not None:
-        raise ValueError('dataset_name and version choose a log in a directory; pass them to the Reader.')
+      if dataset_name is not None or version is not None or verify:
+        raise ValueError(
+          'dataset_name, version and verify are for opening a directory; pass them to the Reader.'
+        )
       reader, self._owns_reader = source, False
       self._path = _reader_directory(source)
     else:
       reader, self._owns_reader = (
-        Reader(data_directory=source, dataset_name=dataset_name, version=version),
+        Reader(data_directory=source, dataset_name=dataset_name, version=version, verify=verify),
         True,
       )
       self._path = os.fspath(source)
     self._dataset_name = dataset_name
     self._version = version
+    self._verify = verify
     self._problems = sorted(reader.problems)
     all_lengths = reader.episode_lengths()
     if episodes is None:
@@ -156,13 +160,16 @@ class _EpisodeView:
     return self._reader
 
   def _reopen(self) -> Reader:
-    reader = Reader(data_directory=self._path, dataset_name=self._dataset_name, version=self._version)
+    reader = Reader(
+      data_directory=self._path, dataset_name=self._dataset_name, version=self._version, verify=self._verify
+    )
     if sorted(reader.problems) != self._problems:
       reader.close()
       raise RuntimeError(
         f'The log at {self._path} opens with other problems than when this {type(self).__name__} was '
         f'built ({self._problems} then, {reader.problems} now: damage found, repaired, or skipped by '
-        'Reader(verify=True)), so its episode indexes may differ. Build it from the directory.'
+        'Reader(verify=True)), so its episode indexes may differ. Build it again (from the directory, '
+        'with verify=True to skip damaged episodes).'
       )
     lengths = reader.episode_lengths()
     if len(self._episodes) and (
@@ -459,6 +466,9 @@ class Transitions(_EpisodeView):
     cache_episodes: decoded episodes kept in memory (per process); None keeps
       every episode once decoded (for a log that fits in memory).
     dataset_name, version: choose a log in a directory holding several.
+    verify: open the log with `Reader(verify=True)` (here and in every
+      process it is reopened in): damaged episodes are skipped, at the cost
+      of reading the whole log at each opening.
   """
 
   _OUTPUTS = (
@@ -531,7 +541,7 @@ class Windows(_EpisodeView):
     size: steps per window (>= 1).
     stride: steps between the starts of consecutive windows of an episode.
     pad: also start windows that run past the episode's end (padded, masked).
-    episodes, fields, cache_episodes, dataset_name, version: as `Transitions`.
+    episodes, fields, cache_episodes, dataset_name, version, verify: as `Transitions`.
   """
 
   _OUTPUTS = (*_RLDS_STEP_FIELDS, 'mask', 'episode_index', 'start_index')
@@ -548,6 +558,7 @@ class Windows(_EpisodeView):
     cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
+    verify: bool = False,
   ):
     if int(size) < 1 or int(stride) < 1:
       raise ValueError(f'size and stride must be at least 1, got size={size}, stride={stride}')
@@ -559,6 +570,7 @@ class Windows(_EpisodeView):
       cache_episodes=cache_episodes,
       dataset_name=dataset_name,
       version=version,
+      verify=verify,
     )
 
   def _counts(self, lengths: np.ndarray) -> np.ndarray:

@@ -113,7 +113,7 @@ class TransitionDataset(_ViewDataset):
 
   Args:
     source: a log's directory or an open `envlogger.Reader`.
-    episodes, fields, cache_episodes, dataset_name, version: as
+    episodes, fields, cache_episodes, dataset_name, version, verify: as
       `envlogger.loaders.Transitions`.
   """
 
@@ -126,6 +126,7 @@ class TransitionDataset(_ViewDataset):
     cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
+    verify: bool = False,
   ):
     super().__init__(
       loaders.Transitions(
@@ -135,6 +136,7 @@ class TransitionDataset(_ViewDataset):
         cache_episodes=cache_episodes,
         dataset_name=dataset_name,
         version=version,
+        verify=verify,
       )
     )
 
@@ -151,7 +153,7 @@ class WindowDataset(_ViewDataset):
   Args:
     source: a log's directory or an open `envlogger.Reader`.
     size, stride, pad, episodes, fields, cache_episodes, dataset_name,
-      version: as `envlogger.loaders.Windows`.
+      version, verify: as `envlogger.loaders.Windows`.
   """
 
   def __init__(
@@ -166,6 +168,7 @@ class WindowDataset(_ViewDataset):
     cache_episodes: int | None = 4,
     dataset_name: str | None = None,
     version: str | None = None,
+    verify: bool = False,
   ):
     super().__init__(
       loaders.Windows(
@@ -178,6 +181,7 @@ class WindowDataset(_ViewDataset):
         cache_episodes=cache_episodes,
         dataset_name=dataset_name,
         version=version,
+        verify=verify,
       )
     )
 

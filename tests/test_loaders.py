@@ -486,6 +486,10 @@ def test_a_reader_that_skipped_damage_is_not_reopened_silently(tmp_path):
   with pytest.raises(RuntimeError, match='other problems'):
     pickle.loads(pickle.dumps(transitions))[0]
   reader.close()
+  with pytest.warns(UserWarning, match='problem'):
+    verified = loaders.Transitions(str(directory), verify=True)  # reopened with verify too
+  with pytest.warns(UserWarning, match='problem'):
+    tree.map_structure(np.testing.assert_array_equal, pickle.loads(pickle.dumps(verified))[:], verified[:])
 
 
 def _child(view, indices, conn):
