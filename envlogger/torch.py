@@ -33,7 +33,7 @@ except ImportError as e:  # pragma: no cover (the extra is installed in the test
   raise ImportError(
     'envlogger.torch needs PyTorch, which could not be imported '
     f'({e}). Install it with: pip install "envlogger-rlds[torch]" '
-    '(or a CPU-only build: pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu).'
+    '(for the CPU-only build, first: pip install torch --index-url https://download.pytorch.org/whl/cpu).'
   ) from e
 
 from envlogger import loaders
