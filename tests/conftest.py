@@ -15,6 +15,7 @@ from dm_env import specs
 
 import envlogger
 from envlogger.step_data import StepData
+from envlogger.testing import catch_env
 
 BACKENDS = ('tfds', 'in_memory')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -161,3 +162,34 @@ def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.fixture(params=BACKENDS)
 def backend(request):
   return request.param
+
+
+def log_catch_actor(directory, seed: int, episodes: int = 12, **kwargs) -> None:
+  """A Catch log as one actor of a shared dataset writes it: metadata {'seed'}, a step field 'row' (the
+  seed), episode metadata {'ret'} (the last reward); actions cycle from the seed. Used by the sharing
+  tests (tfds_builder, its command line, remote storage)."""
+  with envlogger.EnvLogger(
+    catch_env.Catch(seed=seed),
+    data_directory=str(directory),
+    metadata={'seed': seed},
+    step_fn=lambda ts, a, e: {'row': np.int32(seed)},
+    episode_fn=lambda ts, a, e: {'ret': float(ts.reward)} if ts.last() else None,
+    **kwargs,
+  ) as env:
+    for i in range(episodes):
+      ts = env.reset()
+      while not ts.last():
+        ts = env.step((i + seed) % 3)
+
+
+def steps_by_episode(sources, keys, episode_keys=()) -> dict[str, dict]:
+  """{episode id: {key: list of every step's value} plus the episode metadata `episode_keys`} of logs,
+  as envlogger's Reader reads them: what a dataset built from them must hold."""
+  out = {}
+  for d in sources:
+    with envlogger.Reader(d) as r:
+      for ep in r.episodes:
+        steps = ep.as_rlds()['steps']
+        out[ep.episode_id] = {k: steps[k].tolist() for k in keys}
+        out[ep.episode_id].update({k: ep.metadata[k] for k in episode_keys})
+  return out

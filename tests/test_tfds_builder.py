@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_python
+from conftest import log_catch_actor, run_python, steps_by_episode
 
 import envlogger
 from envlogger.testing import catch_env
@@ -15,36 +15,11 @@ pytestmark = pytest.mark.slow
 tfds_builder = pytest.importorskip('tfds_builder', reason='tfds_builder ships with this repository')
 
 
-def _log(directory, seed, episodes=12, **kwargs):
-  with envlogger.EnvLogger(
-    catch_env.Catch(seed=seed),
-    data_directory=str(directory),
-    metadata={'seed': seed},
-    step_fn=lambda ts, a, e: {'row': np.int32(seed)},
-    episode_fn=lambda ts, a, e: {'ret': float(ts.reward)} if ts.last() else None,
-    **kwargs,
-  ) as env:
-    for i in range(episodes):
-      ts = env.reset()
-      while not ts.last():
-        ts = env.step((i + seed) % 3)
+_KEYS = ('observation', 'action', 'reward', 'row', 'is_terminal')
 
 
-def _expected(sources) -> dict[str, dict]:
-  out = {}
-  for d in sources:
-    with envlogger.Reader(d) as r:
-      for ep in r.episodes:
-        steps = ep.as_rlds()['steps']
-        out[ep.episode_id] = {
-          'observation': steps['observation'].tolist(),
-          'action': steps['action'].tolist(),
-          'reward': steps['reward'].tolist(),
-          'row': steps['row'].tolist(),
-          'is_terminal': steps['is_terminal'].tolist(),
-          'ret': ep.metadata['ret'],
-        }
-  return out
+def _expected_steps(sources) -> dict[str, dict]:
+  return steps_by_episode(sources, _KEYS, episode_keys=('ret',))
 
 
 def _load_in_fresh_process(data_dir, name, split):
@@ -72,7 +47,7 @@ print(json.dumps(out))
 def test_build_from_several_runs_by_fraction(tmp_path):
   sources = [tmp_path / 'logs' / f'actor{k}' for k in range(3)]
   for k, d in enumerate(sources):
-    _log(d, seed=k)
+    log_catch_actor(d, seed=k)
   config = tfds_builder.BuildConfig(
     name='catch_actors',
     sources=[str(tmp_path / 'logs' / 'actor*')],
@@ -80,7 +55,7 @@ def test_build_from_several_runs_by_fraction(tmp_path):
     description='Catch played by three actors.',
   )
   out = tfds_builder.build(config, str(tmp_path / 'out'))
-  expected = _expected(sources)
+  expected = _expected_steps(sources)
   train = _load_in_fresh_process(tmp_path / 'out', 'catch_actors', 'train')
   test = _load_in_fresh_process(tmp_path / 'out', 'catch_actors', 'test')
   assert not set(train) & set(test)
@@ -92,8 +67,8 @@ def test_build_from_several_runs_by_fraction(tmp_path):
 
 
 def test_build_by_run_and_array_record_random_access(tmp_path):
-  _log(tmp_path / 'logs', seed=1, episodes=5)
-  _log(tmp_path / 'logs', seed=2, episodes=4)  # appended: a second run in the same log
+  log_catch_actor(tmp_path / 'logs', seed=1, episodes=5)
+  log_catch_actor(tmp_path / 'logs', seed=2, episodes=4)  # appended: a second run in the same log
   with envlogger.Reader(tmp_path / 'logs') as r:
     runs = [run['run_id'] for run in r.runs()]
   config = tfds_builder.BuildConfig(
@@ -108,7 +83,7 @@ def test_build_by_run_and_array_record_random_access(tmp_path):
   builder = tfds.builder_from_directory(str(tmp_path / 'out' / 'catch_runs' / '1.0.0'))
   source = builder.as_data_source(split='test')
   assert len(source) == 4
-  expected = _expected([tmp_path / 'logs'])
+  expected = _expected_steps([tmp_path / 'logs'])
   for i in (3, 0, 2):
     ep = source[i]
     eid = ep['episode_id'].decode()
@@ -126,7 +101,7 @@ def test_clear_errors_for_bad_sources(tmp_path):
     BuildConfig(name='x', sources=[])
   with pytest.raises(SourceError, match='matches no directory'):
     tfds_builder.build(BuildConfig(name='x', sources=[str(tmp_path / 'nothing*')]), str(tmp_path / 'out'))
-  _log(tmp_path / 'a', seed=0, episodes=2)
+  log_catch_actor(tmp_path / 'a', seed=0, episodes=2)
   with envlogger.EnvLogger(catch_env.Catch(rows=6), data_directory=str(tmp_path / 'b')) as env:
     env.reset()
   with pytest.raises(SourceError, match='do not record the same specs') as err:
@@ -142,7 +117,7 @@ def test_clear_errors_for_bad_sources(tmp_path):
     )
   assert not (tmp_path / 'o' / 'z').exists()
   # A damaged source: fail by default, skipped with a report on request.
-  _log(tmp_path / 'c', seed=1, episodes=2)
+  log_catch_actor(tmp_path / 'c', seed=1, episodes=2)
   shard = next((tmp_path / 'c' / 'envlogger' / '1.0.0').glob('envlogger-train.tfrecord-*'))
   with open(shard, 'ab') as f:
     f.write(b'torn')
@@ -194,7 +169,7 @@ def test_build_with_apache_beam_direct_runner(tmp_path):
   beam = pytest.importorskip('apache_beam', reason='the beam extra is not installed')
   sources = [tmp_path / 'logs' / f'actor{k}' for k in range(2)]
   for k, d in enumerate(sources):
-    _log(d, seed=k, episodes=6)
+    log_catch_actor(d, seed=k, episodes=6)
   config = tfds_builder.BuildConfig(
     name='catch_beam', sources=[str(tmp_path / 'logs' / 'actor*')], splits={'train': 0.5, 'test': 0.5}
   )
@@ -204,7 +179,7 @@ def test_build_with_apache_beam_direct_runner(tmp_path):
   tfds_builder.build(config, str(tmp_path / 'out'), beam_options=options)
   train = _load_in_fresh_process(tmp_path / 'out', 'catch_beam', 'train')
   test = _load_in_fresh_process(tmp_path / 'out', 'catch_beam', 'test')
-  assert {**train, **test} == _expected(sources) and len(train) + len(test) == 12
+  assert {**train, **test} == _expected_steps(sources) and len(train) + len(test) == 12
 
 
 def test_riegeli_logs_of_the_original_are_sources(tmp_path):

@@ -7,12 +7,8 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from conftest import REPO, run_python
-
-import envlogger
-from envlogger.testing import catch_env
+from conftest import REPO, log_catch_actor, run_python, steps_by_episode
 
 pytestmark = pytest.mark.slow
 tfds_builder = pytest.importorskip('tfds_builder', reason='tfds_builder ships with this repository')
@@ -22,29 +18,8 @@ pytest.importorskip('apache_beam', reason="TFDS's `tfds` command imports Apache 
 from tfds_builder import cli  # noqa: E402
 
 
-def _log(directory, seed: int, episodes: int) -> None:
-  with envlogger.EnvLogger(
-    catch_env.Catch(seed=seed),
-    data_directory=str(directory),
-    metadata={'seed': seed},
-    step_fn=lambda ts, a, e: {'row': np.int32(seed)},
-  ) as env:
-    for i in range(episodes):
-      ts = env.reset()
-      while not ts.last():
-        ts = env.step((i + seed) % 3)
-
-
-def _expected(sources) -> dict[str, dict]:
-  out = {}
-  for d in sources:
-    with envlogger.Reader(d) as r:
-      for ep in r.episodes:
-        steps = ep.as_rlds()['steps']
-        out[ep.episode_id] = {
-          k: steps[k].tolist() for k in ('observation', 'action', 'reward', 'discount', 'row', 'is_terminal')
-        }
-  return out
+def _expected_steps(sources) -> dict[str, dict]:
+  return steps_by_episode(sources, ('observation', 'action', 'reward', 'discount', 'row', 'is_terminal'))
 
 
 def _load_splits_in_fresh_process(data_dir, name: str, splits) -> dict[str, dict]:
@@ -123,7 +98,7 @@ def test_tfds_build_of_a_generated_module(tmp_path, capsys):
   """`tfds build OUT/<name> --data_dir D` builds what `build(config, D)` does; tfds.load reads it."""
   sources = [tmp_path / 'logs' / f'actor{k}' for k in range(2)]
   for k, d in enumerate(sources):
-    _log(d, seed=k, episodes=3)
+    log_catch_actor(d, seed=k, episodes=3)
   config_path = tmp_path / 'config' / 'catch_cli.json'
   config_path.parent.mkdir()
   config_path.write_text(
@@ -164,7 +139,7 @@ def test_tfds_build_of_a_generated_module(tmp_path, capsys):
     src.close()
   got = _load_splits_in_fresh_process(data_dir, 'catch_cli', ['train', 'test'])
   assert {split: set(eps) for split, eps in got.items()} == want_splits  # the splits build() makes
-  assert {**got['train'], **got['test']} == _expected(sources)  # every step of every episode, once
+  assert {**got['train'], **got['test']} == _expected_steps(sources)  # every step of every episode, once
   info = json.loads((data_dir / 'catch_cli' / '1.2.0' / 'dataset_info.json').read_text())
   assert info['moduleName'] == 'tfds_builder'  # as from build()
   assert 'Catch, two actors.' in info['description']

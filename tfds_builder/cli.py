@@ -1,6 +1,7 @@
 """`python -m tfds_builder`: build a dataset from a BuildConfig JSON file, or write its TFDS module.
 
   python -m tfds_builder build config.json DATA_DIR [--file_format array_record]
+  python -m tfds_builder build config.json s3://bucket/datasets   (sources may be URLs too: tfds_builder.remote)
   python -m tfds_builder new-module config.json OUT_DIR
   tfds build OUT_DIR/<name> --data_dir DATA_DIR
 
@@ -16,7 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from tfds_builder import builder, module
+from tfds_builder import builder, module, remote
 from tfds_builder.config import BuildConfig
 
 USAGE_ERROR = 2
@@ -30,10 +31,12 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
   parser = _Parser(prog='python -m tfds_builder', description=__doc__.split('\n')[0])
   sub = parser.add_subparsers(dest='command', required=True, parser_class=_Parser)
-  p = sub.add_parser('build', help='build the dataset into DATA_DIR/<name>/<version>/ (as build() does)')
+  p = sub.add_parser('build', help='build the dataset into DATA_DIR/<name>/<version>/ (remote.build())')
   p.add_argument('config', help='BuildConfig JSON file')
-  p.add_argument('data_dir', help='tfds.load(name, data_dir=DATA_DIR) loads the result')
-  p.add_argument('--file_format', default='tfrecord', choices=('tfrecord', 'array_record'))
+  p.add_argument(
+    'data_dir', help='tfds.load(name, data_dir=DATA_DIR) loads the result; a URL (s3://...) uploads it there'
+  )
+  p.add_argument('--file_format', default='tfrecord', choices=('tfrecord', 'array_record', 'parquet'))
   p.add_argument(
     '--beam_pipeline_options',
     default=None,
@@ -89,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     beam_options = PipelineOptions(flags=[f'--{opt}' for opt in args.beam_pipeline_options.split(',')])
   try:
-    out = builder.build(config, args.data_dir, file_format=args.file_format, beam_options=beam_options)
+    out = remote.build(config, args.data_dir, file_format=args.file_format, beam_options=beam_options)
   except builder.SourceError as e:
     print(f'tfds_builder: {e}', file=sys.stderr)
     return 1

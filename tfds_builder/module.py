@@ -11,14 +11,18 @@ imports the module.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib.util
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import tensorflow_datasets as tfds
 
 from tfds_builder import builder as builder_lib
+from tfds_builder import remote
 from tfds_builder.config import BuildConfig
 
 _TEMPLATE = '''"""TFDS dataset module of `{name}`, written by `python -m tfds_builder new-module`.
@@ -55,7 +59,10 @@ def module_builder_class(config_path: str | os.PathLike, module_name: str) -> ty
   both builds match). Its `download_and_prepare` applies the config's shard
   settings unless the command line gave some (`--num_shards`,
   `--max_shard_size_mb`), and reads the episodes in Beam workers when
-  `--beam_pipeline_options` is given.
+  `--beam_pipeline_options` is given. Sources that are URLs (s3://, gs://)
+  are copied to a temporary directory (`remote.stage_sources`, removed when
+  the process exits) when the builder is made; `tfds build --publish_dir
+  s3://...` puts the result on remote storage (see docs/sharing.md).
 
   Args:
     config_path: the BuildConfig JSON file.
@@ -66,6 +73,17 @@ def module_builder_class(config_path: str | os.PathLike, module_name: str) -> ty
   """
   config = BuildConfig.from_file(config_path)
   base = builder_lib.builder_class(config)
+
+  staged: list[BuildConfig] = []
+
+  def __init__(self, **kwargs):
+    if any(remote.is_url(s) for s in config.sources):
+      if not staged:
+        tmp = tempfile.mkdtemp(prefix='tfds_builder-')
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        staged.append(remote.stage_sources(config, tmp))
+      self.build_config = staged[0]  # this instance reads the local copies
+    base.__init__(self, **kwargs)
 
   def download_and_prepare(self, *, download_config: tfds.download.DownloadConfig | None = None, **kwargs):
     download_config = _with_config_shards(config, self, download_config)
@@ -80,6 +98,7 @@ def module_builder_class(config_path: str | os.PathLike, module_name: str) -> ty
     {
       '__module__': module_name,  # registers it where `tfds build` looks it up
       '__doc__': f'The `{config.name}` dataset, as {os.fspath(config_path)} describes it.',
+      '__init__': __init__,
       'download_and_prepare': download_and_prepare,
     },
     skip_registration=True,

@@ -11,7 +11,7 @@ and envlogger's Reader reads local files. So `build(config, data_dir)` here:
 2. builds there with `tfds_builder.build`;
 3. when `data_dir` is a URL, uploads `<name>/<version>/` to it (`upload`),
    metadata last, so that a dataset whose dataset_info.json is there is
-   whole.
+   whole. The dataset's metadata.json names the sources by their URLs.
 
 Credentials and endpoints are fsspec's: the environment (AWS_* variables,
 AWS_ENDPOINT_URL for an S3-compatible server, GOOGLE_APPLICATION_CREDENTIALS)
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -62,7 +63,14 @@ def stage_sources(
     builder_lib.SourceError: a remote pattern matches nothing, or a match is
       not a directory.
   """
-  sources = []
+  return _stage(config, local_dir, storage_options)[0]
+
+
+def _stage(
+  config: BuildConfig, local_dir: str | os.PathLike, storage_options: Mapping[str, Any] | None
+) -> tuple[BuildConfig, dict[str, str]]:
+  """(config reading the local copies, local copy -> URL it was copied from)."""
+  sources, origins = [], {}
   for pattern in config.sources:
     if not is_url(pattern):
       sources.append(pattern)
@@ -80,7 +88,24 @@ def stage_sources(
         os.makedirs(os.path.dirname(local_file), exist_ok=True)
         fs.get_file(remote_file, local_file)
       sources.append(target)
-  return dataclasses.replace(config, sources=sources)
+      origins[target] = f'{scheme}://{match.strip("/")}'
+  return dataclasses.replace(config, sources=sources), origins
+
+
+def _record_origins(dataset_dir: str, origins: Mapping[str, str]) -> None:
+  """In the dataset's metadata.json, the source directories as the URLs they were copied from."""
+  path = os.path.join(dataset_dir, 'metadata.json')
+  if not origins or not os.path.exists(path):
+    return
+  with open(path) as f:
+    metadata = json.load(f)
+  sources = metadata.get('envlogger', {}).get('sources', [])
+  for i, source in enumerate(sources):
+    for local, url in origins.items():
+      if source == local or source.startswith(local + os.sep):
+        sources[i] = url + source[len(local) :].replace(os.sep, '/')
+  with open(path, 'w') as f:
+    json.dump(metadata, f)
 
 
 def upload(local_dir: str | os.PathLike, url: str, storage_options: Mapping[str, Any] | None = None) -> str:
@@ -152,11 +177,12 @@ def build(
       print(f'tfds_builder: {dataset_url} exists: not built again.')
       return dataset_url
   with tempfile.TemporaryDirectory(prefix='tfds_builder-', dir=staging_dir) as tmp:
-    local_config = stage_sources(config, os.path.join(tmp, 'sources'), storage_options)
+    local_config, origins = _stage(config, os.path.join(tmp, 'sources'), storage_options)
     local_data_dir = os.path.join(tmp, 'data') if remote_out else data_dir
     out = builder_lib.build(
       local_config, local_data_dir, file_format=file_format, beam_options=beam_options, **prepare_kwargs
     )
+    _record_origins(out, origins)
     if not remote_out:
       return out
     return upload(out, dataset_url, storage_options)
