@@ -193,9 +193,19 @@ class Reader:
   is worked around, listed in `problems` (one line per file, naming it) and
   reported once with `warnings.warn`; everything else reads normally.
 
+  A Reader opened on a directory pickles (for multiprocessing workers): the
+  copy reopens the directory in the unpickling process, with its own file
+  handles, and sees episodes appended since. Unpickling raises RuntimeError if
+  the episodes the Reader had no longer have the same lengths, or the log
+  opens with other problems (rewritten, recovered, or damaged since), as its
+  indexes could then mean other episodes. A Reader of an in-memory log does
+  not pickle (TypeError).
+
   Raises:
     NoLogError: the directory holds no envlogger log.
   """
+
+  _open_args: dict[str, Any] | None = None
 
   def __init__(
     self,
@@ -215,6 +225,13 @@ class Reader:
           '(see reader.problems):\n  ' + '\n  '.join(_source.problems),
           stacklevel=2,
         )
+      if backend is None:  # what pickling needs to open the same log in another process
+        self._open_args = {
+          'data_directory': os.path.abspath(os.fspath(data_directory)),
+          'dataset_name': dataset_name,
+          'version': version,
+          'verify': verify,
+        }
     self._source = _source
     self._lengths = np.asarray(_source.episode_lengths(), dtype=np.int64)
     self._starts = np.concatenate([[0], np.cumsum(self._lengths)]).astype(np.int64)
@@ -279,7 +296,17 @@ class Reader:
 
   def copy(self) -> Reader:
     """An independent reader (own file handles) sharing this one's index."""
-    return Reader(_source=self._source.copy())
+    copy = Reader(_source=self._source.copy())
+    copy._open_args = self._open_args
+    return copy
+
+  def __reduce__(self):
+    if self._open_args is None:
+      raise TypeError(
+        'This Reader reads an in-memory log (backend=...) and cannot be pickled; log to a '
+        'data_directory and open a Reader on it.'
+      )
+    return _reopen, (self._open_args, self._lengths, sorted(self._source.problems))
 
   def as_tf_dataset(self, split: str | None = None, **kwargs):
     """The log's RLDS episodes as a `tf.data.Dataset` (imports TensorFlow).
@@ -308,6 +335,25 @@ class Reader:
 
   def __repr__(self) -> str:
     return f'<envlogger.Reader: {len(self.episodes)} episodes, {len(self.steps)} steps>'
+
+
+def _reopen(open_args: dict[str, Any], lengths: np.ndarray, problems: list[str]) -> Reader:
+  """Unpickles a Reader: opens its directory again and checks it still holds the same episodes."""
+  reader = Reader(**open_args)
+  now = reader.episode_lengths()
+  if sorted(reader.problems) != problems:
+    reader.close()
+    raise RuntimeError(
+      f'The log at {open_args["data_directory"]} opens with other problems than when this Reader was '
+      f'pickled ({problems} then, {reader.problems} now), so its episode indexes may differ.'
+    )
+  if len(now) < len(lengths) or np.any(now[: len(lengths)] != lengths):
+    reader.close()
+    raise RuntimeError(
+      f'The log at {open_args["data_directory"]} no longer holds the episodes this Reader was pickled '
+      'with (other lengths or fewer episodes: was it rewritten or recovered?).'
+    )
+  return reader
 
 
 def _open_source(data_directory, dataset_name, version, backend, verify) -> source_lib.LogSource:

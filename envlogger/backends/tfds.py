@@ -733,14 +733,18 @@ class TFDSLogSource(source.LogSource):
     return ep
 
   def read_episode(self, index: int) -> rlds.Episode:
-    ep = self._cache.get(index)
-    if ep is not None:
-      self._cache.move_to_end(index)
-      return ep
+    # The cache is shared by threads reading through one Reader: changed under the lock (decoding,
+    # outside it, may run in two threads at once for one episode: both results are equal).
+    with self._lock:
+      ep = self._cache.get(index)
+      if ep is not None:
+        self._cache.move_to_end(index)
+        return ep
     ep = self._decode(index)
-    self._cache[index] = ep
-    if len(self._cache) > self._cache_size:
-      self._cache.popitem(last=False)
+    with self._lock:
+      self._cache[index] = ep
+      while len(self._cache) > self._cache_size:
+        self._cache.popitem(last=False)
     return ep
 
   def read_step(self, index: int, k: int) -> tuple[rlds.Episode, int]:
