@@ -24,6 +24,7 @@ neither TensorFlow nor PyTorch.
 
 from __future__ import annotations
 
+import abc
 import collections
 import os
 import threading
@@ -69,7 +70,7 @@ class _Columns:
     }
 
 
-class _EpisodeView:
+class _EpisodeView(abc.ABC):
   """Shared machinery of `Transitions` and `Windows`: the index, the Reader, pickling.
 
   Subclasses define `_counts(lengths)` (items per episode), `_steps(j, lengths)`
@@ -214,11 +215,13 @@ class _EpisodeView:
 
   # -- the index ------------------------------------------------------------------
 
+  @abc.abstractmethod
   def _counts(self, lengths: np.ndarray) -> np.ndarray:
-    raise NotImplementedError
+    """Defined by each view."""
 
+  @abc.abstractmethod
   def _steps(self, j: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    raise NotImplementedError
+    """Defined by each view."""
 
   def __len__(self) -> int:
     return int(self._offsets[-1])
@@ -296,8 +299,9 @@ class _EpisodeView:
         f"rename them: fields={{{clash[0]!r}: 'logged_{clash[0]}'}}"
       )
 
+  @abc.abstractmethod
   def _output_names(self) -> tuple[str, ...]:
-    raise NotImplementedError
+    """Defined by each view."""
 
   def batch(self, indices: Any) -> dict[str, Any]:
     """Items `indices` (ints, negative ones from the end) stacked on a leading axis.
@@ -338,8 +342,9 @@ class _EpisodeView:
       out.append(leaf)
     return tree.unflatten_as(parts[0], out)
 
+  @abc.abstractmethod
   def _gather_episode(self, cols: _Columns, starts: np.ndarray, length: int) -> dict[str, Any]:
-    raise NotImplementedError
+    """Defined by each view."""
 
   def __getitem__(self, index: Any) -> dict[str, Any]:
     """`view[i]`: one item (arrays without the batch axis); a slice, list or

@@ -23,6 +23,7 @@ and discount that followed it.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -67,15 +68,16 @@ class BernoulliStepScheduler:
     return bool(self._rng.random() < self._p)
 
 
-class _EpisodeScheduler:
+class _EpisodeScheduler(abc.ABC):
   """Base for schedulers that decide once per episode."""
 
   def __init__(self):
     self._episode = -1
     self._keep = False
 
+  @abc.abstractmethod
   def _decide(self, episode_index: int) -> bool:
-    raise NotImplementedError  # abstract: subclasses decide
+    """Whether episode `episode_index` (0-based) is kept."""
 
   def __call__(self, data: StepData) -> bool:
     if data.timestep.first():
