@@ -1,6 +1,6 @@
 """Decoder of Riegeli's transposed chunks (chunk type 't').
 
-Riegeli's format document leaves this chunk type undocumented ("TODO"); the
+Riegeli's format document leaves this chunk type undocumented (a placeholder); the
 layout below was learnt by reading riegeli's C++ decoder
 (`riegeli/chunk_encoding/transpose_decoder.cc`, `transpose_internal.h`), for
 understanding only. This is an independent implementation.
