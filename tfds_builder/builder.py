@@ -12,6 +12,7 @@ import glob
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import tensorflow_datasets as tfds
@@ -163,6 +164,9 @@ class EnvloggerRlds(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   VERSION = tfds.core.Version('1.0.0')
   build_config: BuildConfig
   use_beam = False  # set by build(..., beam_options=...): episodes are read by Beam workers
+  # Local copies of remote sources -> the URLs they were copied from (tfds_builder.remote):
+  # metadata.json names those sources by their URLs.
+  source_urls: Mapping[str, str] = {}
 
   def __init__(self, **kwargs):
     self._sources, self.skipped = open_sources(self.build_config)
@@ -189,7 +193,7 @@ class EnvloggerRlds(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         envlogger={
           'schema': first.schema.to_json(),
           'runs': [{k: r[k] for k in ('run_id', 'created') if k in r} for r in runs],
-          'sources': [s.dataset_dir for s in self._sources],
+          'sources': [_source_name(s.dataset_dir, self.source_urls) for s in self._sources],
         }
       ),
     )
@@ -269,8 +273,19 @@ def _read_episodes(on_damage: str):
   return ReadEpisodes(on_damage)
 
 
-def builder_class(config: BuildConfig) -> type[EnvloggerRlds]:
-  """The builder class of the dataset `config` describes (named after it)."""
+def _source_name(path: str, source_urls: Mapping[str, str]) -> str:
+  """`path`, or the URL it was copied from when it lies in a staged copy of a remote source."""
+  for local, url in source_urls.items():
+    if path == local or path.startswith(local + os.sep):
+      return url + path[len(local) :].replace(os.sep, '/')
+  return path
+
+
+def builder_class(config: BuildConfig, source_urls: Mapping[str, str] | None = None) -> type[EnvloggerRlds]:
+  """The builder class of the dataset `config` describes (named after it).
+
+  `source_urls`: local copies of remote sources -> their URLs (see `tfds_builder.remote`).
+  """
   camel = ''.join(p.capitalize() for p in config.name.split('_'))
   return type(
     camel,
@@ -279,6 +294,7 @@ def builder_class(config: BuildConfig) -> type[EnvloggerRlds]:
       'name': config.name,
       'VERSION': tfds.core.Version(config.version),
       'build_config': config,
+      'source_urls': dict(source_urls or {}),
       # A one-part module name: TFDS then finds the code with inspect, not
       # with importlib_resources (which it imports lazily and does not require).
       '__module__': 'tfds_builder',
@@ -305,6 +321,7 @@ def build(
   data_dir: str,
   file_format: str = 'tfrecord',
   beam_options: Any = None,
+  source_urls: Mapping[str, str] | None = None,
   **prepare_kwargs: Any,
 ) -> str:
   """Builds the dataset into `<data_dir>/<name>/<version>/`; returns that directory.
@@ -317,9 +334,11 @@ def build(
       to build with Apache Beam (the `beam` extra): the DirectRunner here,
       Dataflow/Spark/Flink at scale (see docs/sharing.md). None builds in
       this process.
+    source_urls: sources that are local copies of remote ones -> their URLs,
+      as metadata.json names them (`tfds_builder.remote.build` sets it).
     **prepare_kwargs: passed to `download_and_prepare`.
   """
-  builder = builder_class(config)(data_dir=data_dir, file_format=file_format)
+  builder = builder_class(config, source_urls)(data_dir=data_dir, file_format=file_format)
   builder.use_beam = beam_options is not None
   if 'download_config' not in prepare_kwargs:
     prepare_kwargs['download_config'] = _download_config(config, builder, beam_options)

@@ -60,7 +60,7 @@ def module_builder_class(config_path: str | os.PathLike, module_name: str) -> ty
   settings unless the command line gave some (`--num_shards`,
   `--max_shard_size_mb`), and reads the episodes in Beam workers when
   `--beam_pipeline_options` is given. Sources that are URLs (s3://, gs://)
-  are copied to a temporary directory (`remote.stage_sources`, removed when
+  are copied to a temporary directory (as `remote.stage_sources` does, removed when
   the process exits) when the builder is made; `tfds build --publish_dir
   s3://...` puts the result on remote storage (see docs/sharing.md).
 
@@ -74,15 +74,15 @@ def module_builder_class(config_path: str | os.PathLike, module_name: str) -> ty
   config = BuildConfig.from_file(config_path)
   base = builder_lib.builder_class(config)
 
-  staged: list[BuildConfig] = []
+  staged: dict[str, Any] = {}  # staged once per process, however many builders TFDS makes
 
   def __init__(self, **kwargs):
     if any(remote.is_url(s) for s in config.sources):
       if not staged:
         tmp = tempfile.mkdtemp(prefix='tfds_builder-')
         atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-        staged.append(remote.stage_sources(config, tmp))
-      self.build_config = staged[0]  # this instance reads the local copies
+        staged['config'], staged['urls'] = remote._stage(config, tmp, None)
+      self.build_config, self.source_urls = staged['config'], staged['urls']  # read the local copies
     base.__init__(self, **kwargs)
 
   def download_and_prepare(self, *, download_config: tfds.download.DownloadConfig | None = None, **kwargs):

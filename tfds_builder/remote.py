@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -83,29 +82,10 @@ def _stage(
       raise builder_lib.SourceError(f'source {pattern!r} matches no directory.')
     for match in matches:
       target = os.path.join(os.fspath(local_dir), scheme, match.strip('/'))
-      for remote_file in fs.find(match):
-        local_file = os.path.join(target, os.path.relpath(remote_file, match))
-        os.makedirs(os.path.dirname(local_file), exist_ok=True)
-        fs.get_file(remote_file, local_file)
+      _copy_tree(fs, match, target)
       sources.append(target)
       origins[target] = f'{scheme}://{match.strip("/")}'
   return dataclasses.replace(config, sources=sources), origins
-
-
-def _record_origins(dataset_dir: str, origins: Mapping[str, str]) -> None:
-  """In the dataset's metadata.json, the source directories as the URLs they were copied from."""
-  path = os.path.join(dataset_dir, 'metadata.json')
-  if not origins or not os.path.exists(path):
-    return
-  with open(path) as f:
-    metadata = json.load(f)
-  sources = metadata.get('envlogger', {}).get('sources', [])
-  for i, source in enumerate(sources):
-    for local, url in origins.items():
-      if source == local or source.startswith(local + os.sep):
-        sources[i] = url + source[len(local) :].replace(os.sep, '/')
-  with open(path, 'w') as f:
-    json.dump(metadata, f)
 
 
 def upload(local_dir: str | os.PathLike, url: str, storage_options: Mapping[str, Any] | None = None) -> str:
@@ -115,11 +95,10 @@ def upload(local_dir: str | os.PathLike, url: str, storage_options: Mapping[str,
   """
   fs, root = _fs(url, storage_options)
   local_dir = os.fspath(local_dir)
+  last = {name: i + 1 for i, name in enumerate(_METADATA_FILES)}  # 0 for the other files
   files = sorted(
-    os.path.relpath(os.path.join(d, f), local_dir) for d, _, names in os.walk(local_dir) for f in names
-  )
-  files.sort(
-    key=lambda rel: (rel in _METADATA_FILES, _METADATA_FILES.index(rel) if rel in _METADATA_FILES else 0)
+    (os.path.relpath(os.path.join(d, f), local_dir) for d, _, names in os.walk(local_dir) for f in names),
+    key=lambda rel: (last.get(rel, 0), rel),
   )
   for rel in files:
     fs.put_file(os.path.join(local_dir, rel), f'{root.rstrip("/")}/{rel.replace(os.sep, "/")}')
@@ -132,12 +111,16 @@ def download(url: str, local_dir: str | os.PathLike, storage_options: Mapping[st
   Returns `local_dir`, e.g. for `tfds.builder_from_directory(local_dir)`.
   """
   fs, root = _fs(url, storage_options)
-  root = root.rstrip('/')
+  _copy_tree(fs, root.rstrip('/'), os.fspath(local_dir))
+  return os.fspath(local_dir)
+
+
+def _copy_tree(fs, root: str, local_dir: str) -> None:
+  """Copies every file under `root` on `fs` to the same relative path under `local_dir`."""
   for remote_file in fs.find(root):
-    local_file = os.path.join(os.fspath(local_dir), os.path.relpath(remote_file, root))
+    local_file = os.path.join(local_dir, os.path.relpath(remote_file, root))
     os.makedirs(os.path.dirname(local_file), exist_ok=True)
     fs.get_file(remote_file, local_file)
-  return os.fspath(local_dir)
 
 
 def build(
@@ -180,9 +163,13 @@ def build(
     local_config, origins = _stage(config, os.path.join(tmp, 'sources'), storage_options)
     local_data_dir = os.path.join(tmp, 'data') if remote_out else data_dir
     out = builder_lib.build(
-      local_config, local_data_dir, file_format=file_format, beam_options=beam_options, **prepare_kwargs
+      local_config,
+      local_data_dir,
+      file_format=file_format,
+      beam_options=beam_options,
+      source_urls=origins,
+      **prepare_kwargs,
     )
-    _record_origins(out, origins)
     if not remote_out:
       return out
     return upload(out, dataset_url, storage_options)
