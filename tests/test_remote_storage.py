@@ -14,7 +14,9 @@ import envlogger
 
 pytestmark = pytest.mark.slow
 tfds_builder = pytest.importorskip('tfds_builder', reason='tfds_builder ships with this repository')
-moto_server = pytest.importorskip('moto.server', reason='an S3 server on loopback needs moto[server]')
+moto_server = pytest.importorskip(
+  'moto.server', reason='an S3 server on loopback needs moto[s3] and Flask (the test extra)'
+)
 s3fs = pytest.importorskip('s3fs', reason='s3:// through fsspec needs s3fs')
 
 from tfds_builder import cli, remote  # noqa: E402

@@ -142,7 +142,7 @@ def build(
   Args:
     config: what to build.
     data_dir: where: a local directory or a URL.
-    file_format: 'tfrecord' or 'array_record'.
+    file_format: 'tfrecord', 'array_record' or 'parquet' (TFDS reads Parquet shards from s3:// itself).
     beam_options: as for `tfds_builder.build`; the staged copies are local
       to this machine, so only for runners that run here (DirectRunner).
     storage_options: fsspec options for the URLs (credentials, endpoint_url).
