@@ -30,6 +30,7 @@ followed that action; the first and last steps are always recorded.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -104,6 +105,72 @@ class Casters:
   def field(self, name: str) -> specs_lib.LeafCaster:
     return getattr(self, name)
 
+  @functools.cached_property
+  def step_nbytes(self) -> tuple[int, int]:
+    """Raw bytes per step of (observation and custom data, action reward and discount)."""
+    own = [self.observation] + ([self.custom_data] if self.custom_data is not None else [])
+    successor = (self.action, self.reward, self.discount)
+    return sum(x.nbytes for f in own for x in f.casts), sum(x.nbytes for f in successor for x in f.casts)
+
+  @functools.cached_property
+  def single_leaf_views(self) -> tuple[Any, ...] | None:
+    """The `view` casts of observation, action, reward and discount if each is
+    one leaf and there is no custom data, else None."""
+    fields = (self.observation, self.action, self.reward, self.discount)
+    if self.custom_data is not None or any(f.single is None for f in fields):
+      return None
+    return tuple(f.single.view for f in fields)
+
+
+class _ArrayColumn:
+  """A leaf of fixed shape: each step's value is copied into a row of an
+  array allocated ahead, which doubles when full.
+
+  Why not a list of copies and `np.stack` at the end: on 84x84x3 frames a
+  copy into a row costs 1.7 us, against 7.7 us for `ndarray.copy()` (a fresh
+  allocation per frame) plus 2 us per frame for the stack; on 10x5 boards,
+  2.1 us against 6.6 us per 10-step episode. At most half the rows are spare,
+  and `capacity` (the length of the writer's last episode) usually fits.
+  """
+
+  __slots__ = ('buf', 'n', '_max_rows')
+
+  def __init__(self, cast: specs_lib._LeafCast, capacity: int, max_rows: int):
+    self.buf = np.empty((max(1, min(capacity, max_rows)), *cast.shape), cast.dtype)
+    self.n = 0
+    self._max_rows = max_rows
+
+  def append(self, value: np.ndarray) -> None:
+    n = self.n
+    if n == len(self.buf):
+      grown = np.empty((max(n + 1, min(2 * n, self._max_rows)), *self.buf.shape[1:]), self.buf.dtype)
+      grown[:n] = self.buf
+      self.buf = grown
+    self.buf[n] = value
+    self.n = n + 1
+
+  def array(self) -> np.ndarray:
+    return self.buf[: self.n]
+
+
+class _ListColumn:
+  """A scalar or string leaf: values in a list, stacked at the end."""
+
+  __slots__ = ('_caster', '_index', 'values')
+
+  def __init__(self, caster: specs_lib.LeafCaster, index: int):
+    self._caster = caster
+    self._index = index
+    self.values: list[Any] = []
+
+  def append(self, value: Any) -> None:
+    if type(value) is np.ndarray:  # a 0-d array the env or agent may reuse
+      value = value.copy()
+    self.values.append(value)
+
+  def array(self) -> np.ndarray:
+    return self._caster.stack(self._index, self.values)
+
 
 class EpisodeBuilder:
   """Accumulates one episode's StepData into RLDS columns (the writer's side).
@@ -111,25 +178,63 @@ class EpisodeBuilder:
   `add` is called for every StepData of the episode, recorded or not; the
   values are checked and cast before anything is stored, so a bad value
   raises at the call that brought it and leaves the builder unchanged.
+
+  Args:
+    casters: the casters of the log's schema.
+    episode_id, run_id: stored with the episode.
+    capacity: steps to allocate room for at first (the columns grow as needed).
+    max_bytes: the memory cap of the episode (`nbytes`), above which columns
+      do not allocate room ahead.
   """
 
-  def __init__(self, casters: Casters, episode_id: str, run_id: str):
+  def __init__(
+    self, casters: Casters, episode_id: str, run_id: str, capacity: int = 16, max_bytes: int = 1 << 62
+  ):
     self._c = casters
     self.episode_id = episode_id
     self.run_id = run_id
-    self._cols: dict[str, list[list[np.ndarray]]] = {
-      f: [[] for _ in casters.field(f).leaves] for f in ('observation', 'action', 'reward', 'discount')
+    self._capacity = max(1, int(capacity))
+    self._max_bytes = max_bytes
+    self._cols: dict[str, list[_ArrayColumn | _ListColumn]] = {
+      f: self._new_columns(casters.field(f)) for f in ('observation', 'action', 'reward', 'discount')
     }
+    self._numeric = [self._cols[f] for f in _NUMERIC_FIELDS]
+    self._obs = self._cols['observation']
+    self._custom: list[_ArrayColumn | _ListColumn] | None = None
     if casters.custom_data is not None:
-      self._cols['custom_data'] = [[] for _ in casters.custom_data.leaves]
+      self._custom = self._cols['custom_data'] = self._new_columns(casters.custom_data)
     self._has_custom: list[bool] = []
     self._awaiting_successor = False
-    self._unrecorded: tuple[list[np.ndarray], list[np.ndarray] | None] | None = None
-    self._final_discount: Any = None
+    self._unrecorded: tuple[list[Any], list[Any] | None] | None = None
+    self._terminal = False
     self.metadata: Any = None
     self.invalid = False
     self.num_recorded = 0
-    self.nbytes = 0
+    self._num_successors = 0
+    self._bind()
+
+  def _bind(self) -> None:
+    """Sizes a step, and binds the fast path of `add` if every field is one leaf."""
+    self._obs_nbytes, self._successor_nbytes = self._c.step_nbytes
+    views = self._c.single_leaf_views
+    self._fast = (
+      None if views is None else views + tuple(col[0].append for col in (self._obs, *self._numeric))
+    )
+
+  def _new_columns(self, caster: specs_lib.LeafCaster) -> list[_ArrayColumn | _ListColumn]:
+    columns: list[_ArrayColumn | _ListColumn] = []
+    for i, cast in enumerate(caster.casts):
+      if cast.kind == 'S' or cast.scalar:
+        columns.append(_ListColumn(caster, i))
+      else:
+        max_rows = self._max_bytes // max(1, cast.nbytes) + 1
+        columns.append(_ArrayColumn(cast, self._capacity, max_rows))
+    return columns
+
+  @property
+  def nbytes(self) -> int:
+    """The raw bytes of the values recorded so far."""
+    return self.num_recorded * self._obs_nbytes + self._num_successors * self._successor_nbytes
 
   def set_casters(self, casters: Casters) -> None:
     """Switches to casters of a schema that gained episode metadata."""
@@ -138,46 +243,78 @@ class EpisodeBuilder:
   def enable_custom_data(self, casters: Casters) -> None:
     """Adds the custom data column once its spec is known (earlier steps: None)."""
     self._c = casters
-    self._cols['custom_data'] = [[z] * self.num_recorded for z in casters.custom_data.zeros()]
+    self._custom = self._cols['custom_data'] = self._new_columns(casters.custom_data)
+    zeros = casters.custom_data.zeros()
+    for _ in range(self.num_recorded):
+      for col, z in zip(self._custom, zeros):
+        col.append(z)
     self._has_custom = [False] * self.num_recorded
+    self._bind()
 
   def add(self, data: StepData, record: bool) -> None:
     """Adds one StepData; `record` is False for a step thinned away."""
     ts = data.timestep
+    if self._fast is not None:
+      # Every field is one leaf and there is no custom data (the common case):
+      # the general path below without its per-leaf lists and loops, which
+      # cost about half of it (1.4 of 3.2 us per step on Catch).
+      obs_view, act_view, rew_view, disc_view, obs_put, act_put, rew_put, disc_put = self._fast
+      successor = self._awaiting_successor
+      if successor:
+        action, reward, discount = act_view(data.action), rew_view(ts.reward), disc_view(ts.discount)
+      obs = obs_view(ts.observation)
+      last = ts.last()
+      if last:
+        self._terminal = bool(np.all(np.asarray(ts.discount) == 0))
+      # Everything is validated: now mutate.
+      if successor:
+        act_put(action)
+        rew_put(reward)
+        disc_put(discount)
+        self._num_successors += 1
+      if record or last or ts.first():
+        obs_put(obs)
+        self._awaiting_successor = True
+        self.num_recorded += 1
+        self._unrecorded = None
+      else:
+        self._awaiting_successor = False
+        self._unrecorded = (_owned([obs]), None)
+      return
+    c = self._c
     successor = None
     if self._awaiting_successor:
-      successor = (self._c.action(data.action), self._c.reward(ts.reward), self._c.discount(ts.discount))
-    keep = record or ts.first() or ts.last()
-    obs = self._c.observation(ts.observation)
-    custom = self._cast_custom(data.custom_data)
+      successor = (c.action.view(data.action), c.reward.view(ts.reward), c.discount.view(ts.discount))
+    last = ts.last()
+    keep = record or last or ts.first()
+    obs = c.observation.view(ts.observation)
+    custom = None
+    if data.custom_data is not None and self._custom is not None:
+      custom = c.custom_data.view(data.custom_data)
+    if last:
+      terminal = bool(np.all(np.asarray(ts.discount) == 0))
     # Everything is validated: now mutate.
     if successor is not None:
-      for name, leaves in zip(_NUMERIC_FIELDS, successor):
-        self._append(name, leaves)
+      for cols, leaves in zip(self._numeric, successor):
+        for col, leaf in zip(cols, leaves):
+          col.append(leaf)
       self._awaiting_successor = False
-    if ts.last():
-      self._final_discount = ts.discount
+      self._num_successors += 1
+    if last:
+      self._terminal = terminal
     if keep:
       self._record(obs, custom)
       self._unrecorded = None
-    else:
-      self._unrecorded = (obs, custom)
+    else:  # kept until the next step shows whether it is the last one
+      self._unrecorded = (_owned(obs), None if custom is None else _owned(custom))
 
-  def _cast_custom(self, value: Any) -> list[np.ndarray] | None:
-    if value is None or self._c.custom_data is None:
-      return None
-    return self._c.custom_data(value)
-
-  def _append(self, name: str, leaves: list[np.ndarray]) -> None:
-    for col, leaf in zip(self._cols[name], leaves):
+  def _record(self, obs: list[Any], custom: list[Any] | None) -> None:
+    for col, leaf in zip(self._obs, obs):
       col.append(leaf)
-      self.nbytes += getattr(leaf, 'nbytes', 8)
-
-  def _record(self, obs: list[np.ndarray], custom: list[np.ndarray] | None) -> None:
-    self._append('observation', obs)
-    if 'custom_data' in self._cols:
+    if self._custom is not None:
       self._has_custom.append(custom is not None)
-      self._append('custom_data', custom if custom is not None else self._c.custom_data.zeros())
+      for col, leaf in zip(self._custom, custom if custom is not None else self._c.custom_data.zeros()):
+        col.append(leaf)
     self._awaiting_successor = True
     self.num_recorded += 1
 
@@ -187,8 +324,9 @@ class EpisodeBuilder:
       self._record(*self._unrecorded)
       self._unrecorded = None
     if self._awaiting_successor:
-      for name in _NUMERIC_FIELDS:
-        self._append(name, self._c.field(name).zeros())
+      for name, cols in zip(_NUMERIC_FIELDS, self._numeric):
+        for col, z in zip(cols, self._c.field(name).zeros()):
+          col.append(z)
       self._awaiting_successor = False
     n = self.num_recorded
     is_first = np.zeros(n, dtype=bool)
@@ -197,24 +335,24 @@ class EpisodeBuilder:
     if n:
       is_first[0] = True
       is_last[-1] = True
-      if not cut_short and self._final_discount is not None:
-        is_terminal[-1] = bool(np.all(np.asarray(self._final_discount) == 0))
-    columns = {
-      name: [self._c.field(name).stack(i, col) for i, col in enumerate(cols)]
-      for name, cols in self._cols.items()
-    }
+      is_terminal[-1] = not cut_short and self._terminal
     return Episode(
-      columns=columns,
+      columns={name: [col.array() for col in cols] for name, cols in self._cols.items()},
       is_first=is_first,
       is_last=is_last,
       is_terminal=is_terminal,
-      has_custom_data=np.asarray(self._has_custom, dtype=bool) if 'custom_data' in self._cols else None,
+      has_custom_data=np.asarray(self._has_custom, dtype=bool) if self._custom is not None else None,
       metadata=self.metadata,
       episode_id=self.episode_id,
       run_id=self.run_id,
       cut_short=cut_short,
       invalid=self.invalid,
     )
+
+
+def _owned(leaves: list[Any]) -> list[Any]:
+  """Copies of the array leaves (the env or agent may reuse their buffers)."""
+  return [x.copy() if type(x) is np.ndarray else x for x in leaves]
 
 
 def scalarize(x: Any) -> Any:

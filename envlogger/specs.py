@@ -19,7 +19,8 @@ rules (documented in docs/format.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -274,10 +275,11 @@ class _LeafCast:
   Returns a value that `np.asarray(values, dtype)` stacks exactly: arrays are
   copied (envs and agents reuse buffers), Python and numpy scalars are
   returned as they are (immutable) once their type is known to be safe.
-  Everything else goes through `cast_to_spec`.
+  Everything else goes through `cast_to_spec`. `view` is the same check
+  without the copy, for callers that copy the value at once themselves.
   """
 
-  __slots__ = ('spec', 'name', 'dtype', 'shape', 'kind', 'scalar', 'lo', 'hi')
+  __slots__ = ('spec', 'name', 'dtype', 'shape', 'kind', 'scalar', 'lo', 'hi', 'nbytes')
 
   def __init__(self, spec: specs.Array, name: str):
     self.spec = spec
@@ -290,16 +292,22 @@ class _LeafCast:
     else:
       self.dtype = np.dtype(spec.dtype)
       self.kind = self.dtype.kind
+    # Bytes per value (8 per string: the size of a reference).
+    self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * (8 if self.kind == 'S' else self.dtype.itemsize)
     self.lo = self.hi = None
     if self.kind in 'iu':
       info = np.iinfo(self.dtype)
       self.lo, self.hi = int(info.min), int(info.max)
 
   def __call__(self, value: Any) -> Any:
+    out = self.view(value)
+    return out.copy() if out is value and type(value) is np.ndarray else out
+
+  def view(self, value: Any) -> Any:
     t = type(value)
     if t is np.ndarray:
       if value.dtype == self.dtype and value.shape == self.shape and self.kind != 'S':
-        return value.copy()
+        return value
     elif self.scalar:
       kind = self.kind
       if t is float:
@@ -319,11 +327,18 @@ class _LeafCast:
     return cast_to_spec(value, self.spec, self.name)
 
 
-def _flattener(spec: Any, name: str, casts: list[_LeafCast]):
-  """Builds a function that appends the cast leaves of a value to a list."""
+def _flattener(
+  spec: Any, name: str, casts: list[_LeafCast], copy: bool = True, index: Iterator[int] | None = None
+):
+  """Builds a function that appends the cast leaves of a value to a list
+  (with `copy=False`, arrays of the right dtype and shape are not copied)."""
+  if index is None:
+    index = itertools.count()
   if is_leaf_spec(spec):
-    cast = _LeafCast(spec, name)
-    casts.append(cast)
+    i = next(index)
+    if len(casts) == i:
+      casts.append(_LeafCast(spec, name))
+    cast = casts[i].__call__ if copy else casts[i].view
 
     def leaf(value, out):
       out.append(cast(value))
@@ -331,7 +346,7 @@ def _flattener(spec: Any, name: str, casts: list[_LeafCast]):
     return leaf
   if isinstance(spec, Mapping):
     keys = sorted(spec)  # tree.flatten order
-    children = [_flattener(spec[k], f'{name}/{k}', casts) for k in keys]
+    children = [_flattener(spec[k], f'{name}/{k}', casts, copy, index) for k in keys]
     pairs = list(zip(keys, children))
 
     def mapping(value, out):
@@ -344,7 +359,7 @@ def _flattener(spec: Any, name: str, casts: list[_LeafCast]):
         raise SpecError(f'{name}: {_structure_difference(spec, value)}') from None
 
     return mapping
-  children = [_flattener(v, f'{name}/{i}', casts) for i, v in enumerate(spec)]
+  children = [_flattener(v, f'{name}/{i}', casts, copy, index) for i, v in enumerate(spec)]
 
   def sequence(value, out):
     if not isinstance(value, (tuple, list)) or len(value) != len(children):
@@ -370,6 +385,7 @@ class LeafCaster:
     self.leaves = tree.flatten(spec)
     self._casts: list[_LeafCast] = []
     self._flatten = _flattener(spec, name, self._casts)
+    self._flatten_view = _flattener(spec, name, self._casts, copy=False)
     self._is_leaf = is_leaf_spec(spec)
     self._single = self._casts[0] if self._is_leaf else None
     self._dict_keys = sorted(spec) if isinstance(spec, Mapping) else None
@@ -381,6 +397,26 @@ class LeafCaster:
     out: list[Any] = []
     self._flatten(value, out)
     return out
+
+  def view(self, value: Any) -> list[Any]:
+    """Like calling the caster, but arrays that already have the leaf's dtype
+    and shape are returned uncopied (valid only until the caller's next step:
+    envs and agents reuse buffers)."""
+    if self._single is not None:
+      return [self._single.view(value)]
+    out: list[Any] = []
+    self._flatten_view(value, out)
+    return out
+
+  @property
+  def single(self) -> _LeafCast | None:
+    """The cast of a spec that is one leaf (not a nest), else None."""
+    return self._single
+
+  @property
+  def casts(self) -> list[_LeafCast]:
+    """The leaf casts, in `tree.flatten` order."""
+    return self._casts
 
   def stack(self, index: int, values: list[Any]) -> np.ndarray:
     """Stacks the values of leaf `index` (one per step) into one array."""

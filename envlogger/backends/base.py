@@ -79,6 +79,7 @@ class BackendWriter(abc.ABC):
     self._builder: rlds.EpisodeBuilder | None = None
     self._pending: list[rlds.Episode] = []
     self._episode_counter = 0
+    self._last_length = 16  # steps of the last episode: room the next one starts with
     self._closed = False
     self._worker = _worker.Worker(asynchronous=async_writes, max_queued=max_queued_batches)
     self.metadata: dict[str, Any] = {}
@@ -120,7 +121,11 @@ class BackendWriter(abc.ABC):
       record = self._scheduler is None or bool(self._scheduler(data))
       if record:
         self._builder = rlds.EpisodeBuilder(
-          self._casters, f'{self.run_id}/{self._episode_counter}', self.run_id
+          self._casters,
+          f'{self.run_id}/{self._episode_counter}',
+          self.run_id,
+          capacity=self._last_length,
+          max_bytes=self._max_episode_bytes,
         )
         self._episode_counter += 1
     elif self._builder is None:
@@ -250,6 +255,7 @@ class BackendWriter(abc.ABC):
     builder, self._builder = self._builder, None
     if builder.num_recorded == 0:
       return
+    self._last_length = builder.num_recorded
     schema_known = (self._casters.custom_data is not None or not self._expect_custom) and (
       self._casters.episode_metadata is not None or not self._expect_metadata
     )
