@@ -32,6 +32,12 @@ def compress(data) -> bytes:
   return _impl.compress(data, LEVEL)
 
 
+def compress_each(buffers) -> list[bytes]:
+  """`compress` of each buffer (one call for a column of steps)."""
+  impl, level = _impl.compress, LEVEL
+  return [impl(b, level) for b in buffers]
+
+
 # For streams this small, compressed and inflated, the stdlib inflates faster
 # (less set-up per call: 0.54 vs 0.88 us for a 200-byte board); otherwise ISA-L
 # does (an 84x84x3 frame, 900 compressed bytes: 13.5 vs 22 us).

@@ -174,7 +174,8 @@ class EnvLogger(dm_env.Environment):
     return timestep
 
   def step(self, action) -> dm_env.TimeStep:
-    self._check_open()
+    if self._closed:
+      self._check_open()
     timestep = self._environment.step(action)
     self._record(timestep, action)
     return timestep

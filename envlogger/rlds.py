@@ -329,12 +329,9 @@ class EpisodeBuilder:
           col.append(z)
       self._awaiting_successor = False
     n = self.num_recorded
-    is_first = np.zeros(n, dtype=bool)
-    is_last = np.zeros(n, dtype=bool)
-    is_terminal = np.zeros(n, dtype=bool)
+    is_first, is_last, is_terminal = np.zeros((3, n), dtype=bool)
     if n:
-      is_first[0] = True
-      is_last[-1] = True
+      is_first[0] = is_last[-1] = True
       is_terminal[-1] = not cut_short and self._terminal
     return Episode(
       columns={name: [col.array() for col in cols] for name, cols in self._cols.items()},

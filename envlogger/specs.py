@@ -390,6 +390,7 @@ class LeafCaster:
     self._single = self._casts[0] if self._is_leaf else None
     self._dict_keys = sorted(spec) if isinstance(spec, Mapping) else None
     self._dict_of_leaves = self._dict_keys is not None and all(is_leaf_spec(v) for v in spec.values())
+    self._zeros: list[np.ndarray] | None = None
 
   def __call__(self, value: Any) -> list[Any]:
     if self._single is not None:
@@ -433,7 +434,12 @@ class LeafCaster:
     return np.stack(values)
 
   def zeros(self) -> list[np.ndarray]:
-    return [zeros_for(s) for s in self.leaves]
+    """A zero value per leaf (read-only arrays, shared between calls)."""
+    if self._zeros is None:
+      self._zeros = [zeros_for(s) for s in self.leaves]
+      for z in self._zeros:
+        z.flags.writeable = False
+    return self._zeros
 
   def unflatten(self, leaves: list[Any]) -> Any:
     if self._is_leaf:

@@ -30,6 +30,7 @@ _LEN3 = 0x1A  # field 3, length-delimited
 
 
 _ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+_ENTRY_HEAD = [bytes((_LEN1, i)) for i in range(0x80)]  # a BytesList entry's tag and length
 
 
 def varint(n: int) -> bytes:
@@ -66,7 +67,12 @@ def bytes_feature_fixed(column: np.ndarray, n: int) -> bytes:
 
 def bytes_feature(values: Sequence[bytes]) -> bytes:
   """A BytesList Feature with arbitrary entries."""
-  body = b''.join(_len_field(_LEN1, len(v)) + v for v in values)
+  parts = []
+  for v in values:
+    n = len(v)
+    parts.append(_ENTRY_HEAD[n] if n < 0x80 else _len_field(_LEN1, n))
+    parts.append(v)
+  body = b''.join(parts)
   return _len_field(_LEN1, len(body)) + body
 
 
@@ -116,21 +122,39 @@ def int64_feature(values: np.ndarray) -> bytes:
 
 def bool_feature(flags: np.ndarray) -> bytes:
   """An Int64List Feature of 0/1 values (packed; one byte each)."""
-  packed = np.ascontiguousarray(flags, dtype=bool).view(np.uint8).tobytes()
+  if type(flags) is not np.ndarray or flags.dtype != np.bool_:
+    flags = np.asarray(flags, dtype=bool)
+  return packed_flags_feature(flags.tobytes())  # bools are the bytes 0 and 1
+
+
+def packed_flags_feature(packed: bytes) -> bytes:
+  """An Int64List Feature of values 0..127 given as one byte each."""
   inner = _len_field(_LEN1, len(packed)) + packed if packed else b''
   return _len_field(_LEN3, len(inner)) + inner
 
 
+def key_head(key: str) -> bytes:
+  """The bytes of a feature map entry before its Feature's length: the key
+  field and the Feature's tag (for `example_from_heads`)."""
+  k = key.encode()
+  return _len_field(_LEN1, len(k)) + k + bytes((_LEN2,))
+
+
 def example(features: dict[str, bytes]) -> bytes:
   """Serializes an Example from {key: serialized Feature}."""
+  return example_from_heads([(key_head(k), f) for k, f in features.items()])
+
+
+def example_from_heads(entries: Sequence[tuple[bytes, bytes]]) -> bytes:
+  """Serializes an Example from (`key_head(key)`, serialized Feature) pairs;
+  callers writing many Examples compute the heads once."""
   parts = []
-  for key, feature in features.items():
-    k = key.encode()
-    entry_len = 1 + len(varint(len(k))) + len(k) + 1 + len(varint(len(feature))) + len(feature)
-    parts.append(_len_field(_LEN1, entry_len))
-    parts.append(_len_field(_LEN1, len(k)))
-    parts.append(k)
-    parts.append(_len_field(_LEN2, len(feature)))
+  for head, feature in entries:
+    n = len(feature)
+    flen = _ONE_BYTE[n] if n < 0x80 else varint(n)
+    parts.append(_len_field(_LEN1, len(head) + len(flen) + n))
+    parts.append(head)
+    parts.append(flen)
     parts.append(feature)
   body = b''.join(parts)
   return _len_field(_LEN1, len(body)) + body

@@ -110,7 +110,8 @@ class BackendWriter(abc.ABC):
 
   def record_step(self, data: StepData, is_new_episode: bool) -> None:
     """Records one StepData; `is_new_episode` is True for an episode's first step."""
-    self._check_open()
+    if self._closed:
+      self._check_open()
     if self._worker.error is not None:
       self._worker.check()
     if self._schema is None:
@@ -141,10 +142,11 @@ class BackendWriter(abc.ABC):
       return
     if data.custom_data is not None and self._casters.custom_data is None:
       self._learn_custom_data_spec(data.custom_data)
-    self._builder.add(data, record)
+    builder = self._builder
+    builder.add(data, record)
     if data.timestep.last():
       self._finish_episode(cut_short=False)
-    elif self._builder.nbytes > self._max_episode_bytes:
+    elif builder.nbytes > self._max_episode_bytes:
       steps = self._builder.num_recorded
       self._finish_episode(cut_short=True)
       raise EpisodeTooLongError(

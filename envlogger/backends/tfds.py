@@ -211,7 +211,9 @@ class TFDSBackendWriter(base.BackendWriter):
     if self._shard_fd is None or self._shard_count >= self._max_per_shard:
       self._rotate_shard()
     framed = _tfrecord.frame(data)
-    line = (json.dumps([self._shard_offset, len(data), episode.num_steps]) + '\n').encode()
+    line = (
+      f'[{self._shard_offset}, {len(data)}, {episode.num_steps}]\n'.encode()
+    )  # JSON, as json.dumps writes it
     try:
       _write_all(self._shard_fd, framed)
       _write_all(self._index_fd, line)
