@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -323,6 +324,29 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   one('async_writes=True: step() p50', float(np.percentile(us['async'], 50)), 'us')
   one('async_writes=True: step() returning LAST, p50', float(np.median(us['async last'])), 'us')
   one('async_writes=True: steady-state overhead', ep['async'] - ep['bare'], 'us/step')
+
+  # Peak memory, in runs of their own (tracing allocations slows every call):
+  # tracemalloc counts numpy's buffers too. Beside it, the raw size of one
+  # episode: the default holds one episode in flight; async_writes=True adds
+  # the batch being filled and the queued batches (8 MiB each at most).
+  mem_calls = min(len(actions), 8 * make_env.EPISODE_LENGTH)
+  for kind, kwargs in (('default', {}), ('async_writes=True', {'async_writes': True})):
+    d = os.path.join(work, f'{w}_mem_{kind}')
+    tracemalloc.start()
+    logger = envlogger.EnvLogger(make_env(), data_directory=d, **kwargs)
+    logger.reset()
+    for a in actions[:mem_calls]:
+      logger.step(a)
+    logger.close()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    shutil.rmtree(d)
+    one(f'{kind}: peak memory while logging (tracemalloc)', peak / 2**20, 'MiB')
+  one(
+    'one episode, raw observations',
+    _obs_bytes(probe.observation_spec()) * make_env.EPISODE_LENGTH / 2**20,
+    'MiB',
+  )
 
   # Disk use, from the last repeat (every env call is recorded: the Reader checks it).
   one('observation size (raw)', _obs_bytes(probe.observation_spec()), 'bytes/step')

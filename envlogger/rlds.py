@@ -154,19 +154,17 @@ class _ArrayColumn:
 
 
 class _ListColumn:
-  """A scalar or string leaf: values in a list, stacked at the end."""
+  """A scalar or string leaf: values in a list, stacked at the end. `append`
+  is the list's own: casts give scalars and strings as immutable values or
+  fresh arrays."""
 
-  __slots__ = ('_caster', '_index', 'values')
+  __slots__ = ('_caster', '_index', 'values', 'append')
 
   def __init__(self, caster: specs_lib.LeafCaster, index: int):
     self._caster = caster
     self._index = index
     self.values: list[Any] = []
-
-  def append(self, value: Any) -> None:
-    if type(value) is np.ndarray:  # a 0-d array the env or agent may reuse
-      value = value.copy()
-    self.values.append(value)
+    self.append = self.values.append
 
   def array(self) -> np.ndarray:
     return self._caster.stack(self._index, self.values)
@@ -465,16 +463,19 @@ def _iter_window(episode: Episode, casters: Casters, indexes: range) -> Iterator
   firsts, lasts = episode.is_first.tolist(), episode.is_last.tolist()
   last_type = dm_env.StepType.MID if episode.cut_short else dm_env.StepType.LAST
   first, mid = dm_env.StepType.FIRST, dm_env.StepType.MID
-  time_step, step_data = dm_env.TimeStep, StepData
+  # TimeStep and StepData are NamedTuples: built with tuple.__new__ and every
+  # field given, skipping their Python-level __new__ (0.22 instead of 0.41 us
+  # per step, of about 5 us per step of a sequential pass over Catch).
+  new, time_step, step_data = tuple.__new__, dm_env.TimeStep, StepData
   for k in indexes:
     c = custom[k] if has_custom[k] else None
     if firsts[k]:
-      yield step_data(time_step(first, None, None, obs[k]), None, c)
+      yield new(step_data, (new(time_step, (first, None, None, obs[k])), None, c))
     elif k == 0:
       raise ValueError('a window of an episode must start at the first step or one step earlier')
     else:
-      ts = time_step(last_type if lasts[k] else mid, reward[k - 1], discount[k - 1], obs[k])
-      yield step_data(ts, action[k - 1], c)
+      ts = new(time_step, (last_type if lasts[k] else mid, reward[k - 1], discount[k - 1], obs[k]))
+      yield new(step_data, (ts, action[k - 1], c))
 
 
 def to_step_data(episode: Episode, k: int, casters: Casters) -> StepData:

@@ -273,8 +273,9 @@ class _LeafCast:
   """Checks and casts the values of one leaf spec; the hot path of logging.
 
   Returns a value that `np.asarray(values, dtype)` stacks exactly: arrays are
-  copied (envs and agents reuse buffers), Python and numpy scalars are
-  returned as they are (immutable) once their type is known to be safe.
+  copied (envs and agents reuse buffers); scalar leaves are returned as
+  Python or numpy scalars (immutable), as they are once their type is known
+  to be safe.
   Everything else goes through `cast_to_spec`. `view` is the same check
   without the copy, for callers that copy the value at once themselves.
   """
@@ -307,7 +308,7 @@ class _LeafCast:
     t = type(value)
     if t is np.ndarray:
       if value.dtype == self.dtype and value.shape == self.shape and self.kind != 'S':
-        return value
+        return value[()] if self.scalar else value  # a 0-d array's value: immutable
     elif self.scalar:
       kind = self.kind
       if t is float:
@@ -324,7 +325,8 @@ class _LeafCast:
           return value
       elif isinstance(value, np.generic) and value.dtype == self.dtype or kind == 'S' and t is str:
         return value
-    return cast_to_spec(value, self.spec, self.name)
+    out = cast_to_spec(value, self.spec, self.name)
+    return out[()] if self.scalar else out
 
 
 def _flattener(

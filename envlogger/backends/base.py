@@ -50,7 +50,7 @@ class BackendWriter(abc.ABC):
       step that finished it returns, so a process killed at any moment loses
       no finished episode, and a write error is raised by that step. True
       encodes and writes in a background thread instead, so the env loop does
-      not wait (faster on large observations and short episodes); errors then
+      not wait (faster when a core is free for it; see docs/durability.md); errors then
       surface at the next `record_step`, and episodes are handed over in
       batches of up to 64 episodes or 8 MiB of raw data (and on
       `flush()`/`close()`): that much finished data is in memory only, and
