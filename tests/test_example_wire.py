@@ -74,3 +74,42 @@ def test_varints_round_trip_and_match_protobuf():
     wire.parse_example(wire.example({'u': wire.int64_feature(u.view(np.int64))}))['u'][1]
   )
   np.testing.assert_array_equal(got.view(np.uint64), u)
+
+
+def _as_bytes(parsed):
+  return {k: (kind, bytes(p)) for k, (kind, p) in parsed.items()}
+
+
+def test_parse_like_agrees_with_parse_example_or_declines():
+  def features(n, name=b'ep'):
+    return {
+      'steps/observation': wire.bytes_feature(
+        [bytes([i]) * (5 + 40 * i) for i in range(n)]
+      ),  # lengths >= 128
+      'steps/is_first': wire.bool_feature(np.arange(n) == 0),
+      'episode_id': wire.bytes_feature([name]),
+      'empty': wire.bytes_feature([]),
+    }
+
+  first = wire.example(features(3))
+  layout = wire.layout_of(wire.parse_example(first))
+  for data in (first, wire.example(features(1)), wire.example(features(7, b'x' * 200))):  # other lengths
+    assert _as_bytes(wire.parse_like(data, layout)) == _as_bytes(wire.parse_example(data))
+  # Laid out otherwise: declined, never misread.
+  reordered = wire.example(dict(reversed(list(features(3).items()))))
+  others = [
+    wire.example({'steps/observation': wire.bytes_feature([b'a'])}),  # fewer keys
+    *(first[:cut] for cut in range(len(first))),  # truncated
+  ]
+  ex = pb.Example()
+  for key, _ in layout:
+    ex.features.feature[key].bytes_list.value.append(b'v')
+  others.append(ex.SerializeToString())  # protobuf orders map entries its own way
+  for data in others:
+    got = wire.parse_like(data, layout)
+    if got is not None:
+      assert _as_bytes(got) == _as_bytes(wire.parse_example(data))
+  assert wire.parse_like(reordered, layout) is None
+  assert all(wire.parse_like(first[:cut], layout) is None for cut in range(len(first)))
+  # An entry more than the layout has: declined.
+  assert wire.parse_like(wire.example({**features(3), 'extra': wire.bytes_feature([b'a'])}), layout) is None

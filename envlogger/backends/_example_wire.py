@@ -287,6 +287,71 @@ def parse_example(data: bytes) -> dict[str, tuple[int, memoryview]]:
   return out
 
 
+def layout_of(features: dict[str, tuple[int, memoryview]]) -> tuple[tuple[str, bytes], ...]:
+  """The key order of a parsed Example, for `parse_like`."""
+  return tuple((k, key_head(k)) for k in features)
+
+
+def parse_like(
+  data: bytes, layout: tuple[tuple[str, bytes], ...]
+) -> dict[str, tuple[int, memoryview]] | None:
+  """`parse_example` of an Example whose features come in `layout`'s order
+  (as this package writes every episode of a log), or None if the bytes are
+  laid out any other way (then call `parse_example`).
+
+  Each entry is checked against the serialized key expected there instead of
+  being parsed field by field: 5 instead of 10 us for a Catch episode. It
+  returns what `parse_example` would, or None; never a different result.
+  """
+  if not isinstance(data, bytes):
+    return None
+  buf = memoryview(data)
+  end = len(data)
+  out = {}
+  try:
+    if data[0] != _LEN1:
+      return None
+    length = data[1]
+    if length < 0x80:
+      pos = 2
+    else:
+      length, pos = _read_varint(buf, 1)
+    if pos + length != end:
+      return None
+    for key, head in layout:
+      if data[pos] != _LEN1:
+        return None
+      length = data[pos + 1]
+      if length < 0x80:
+        pos += 2
+      else:
+        length, pos = _read_varint(buf, pos + 1)
+      eend = pos + length
+      if not data.startswith(head, pos):
+        return None
+      f = pos + len(head)
+      flen = data[f]
+      if flen < 0x80:
+        f += 1
+      else:
+        flen, f = _read_varint(buf, f)
+      if f + flen != eend:
+        return None
+      ktag = data[f]
+      klen = data[f + 1]
+      if klen < 0x80:
+        f += 2
+      else:
+        klen, f = _read_varint(buf, f + 1)
+      if f + klen != eend or ktag & 7 != 2:
+        return None
+      out[key] = (ktag >> 3, buf[f:eend])
+      pos = eend
+  except (IndexError, WireError):
+    return None
+  return out if pos == end else None
+
+
 def bytes_entries(payload: memoryview) -> list[memoryview]:
   """The entries of a BytesList payload (zero-copy views)."""
   out = []

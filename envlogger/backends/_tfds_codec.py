@@ -129,6 +129,7 @@ class Codec:
     keys += [S.INVALID, S.HAS_EPISODE_METADATA]
     self._heads = {k: wire.key_head(k) for k in keys}
     self._run_id: tuple[str, bytes] = ('', b'')
+    self._layout: tuple[tuple[str, bytes], ...] = ()
 
   @property
   def encodings(self) -> dict[str, str]:
@@ -215,7 +216,7 @@ class Codec:
     Raises:
       WireError: the bytes are not an episode of this schema.
     """
-    feats = wire.parse_example(data)
+    feats = self._parse(data)
     is_first = _flags(feats, _IS_FIRST)
     n = len(is_first)
     lo, hi = (0, n) if rows is None else rows
@@ -240,11 +241,20 @@ class Codec:
       invalid=S.INVALID in feats and _flag(feats, S.INVALID),
     )
 
+  def _parse(self, data: bytes) -> dict[str, tuple[int, memoryview]]:
+    """`wire.parse_example`, by the key order of the last record parsed when it
+    fits (records of one log share it)."""
+    feats = wire.parse_like(data, self._layout)
+    if feats is None:
+      feats = wire.parse_example(data)
+      self._layout = wire.layout_of(feats)
+    return feats
+
   def decode_episode_id(self, data: bytes) -> str:
-    return _string(wire.parse_example(data), S.EPISODE_ID)
+    return _string(self._parse(data), S.EPISODE_ID)
 
   def decode_metadata(self, data: bytes) -> Any:
-    return self._decode_metadata(wire.parse_example(data))
+    return self._decode_metadata(self._parse(data))
 
   def _decode_metadata(self, feats) -> Any:
     if self.schema.episode_metadata_spec is None:
