@@ -332,8 +332,9 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   mem_calls = min(len(actions), 8 * make_env.EPISODE_LENGTH)
   for kind, kwargs in (('default', {}), ('async_writes=True', {'async_writes': True})):
     d = os.path.join(work, f'{w}_mem_{kind}')
+    env = make_env()  # before tracing: the env's own precomputed frames are not the logger's
     tracemalloc.start()
-    logger = envlogger.EnvLogger(make_env(), data_directory=d, **kwargs)
+    logger = envlogger.EnvLogger(env, data_directory=d, **kwargs)
     logger.reset()
     for a in actions[:mem_calls]:
       logger.step(a)
