@@ -397,13 +397,7 @@ def iter_step_data(episode: Episode, casters: Casters, indexes: range) -> Iterat
   reward and discount that led to it).
   """
   if episode.native_steps is not None:
-    steps = episode.native_steps
-    n = len(steps)
-    for k in indexes:
-      if not -n <= k < n:
-        raise IndexError(f'step {k} out of range for an episode of {n} steps')
-      yield steps[k]
-    return
+    return _iter_native(episode.native_steps, indexes)
   n = episode.num_steps
   if (
     isinstance(indexes, range)
@@ -411,8 +405,21 @@ def iter_step_data(episode: Episode, casters: Casters, indexes: range) -> Iterat
     and len(indexes) > 2
     and 0 <= indexes[0] < indexes[-1] < n
   ):
-    yield from _iter_window(episode, casters, indexes)
-    return
+    return _iter_window(episode, casters, indexes)  # not wrapped: one generator frame per step
+  return _iter_steps(episode, casters, indexes)
+
+
+def _iter_native(steps: Sequence[StepData], indexes: Sequence[int]) -> Iterator[StepData]:
+  n = len(steps)
+  for k in indexes:
+    if not -n <= k < n:
+      raise IndexError(f'step {k} out of range for an episode of {n} steps')
+    yield steps[k]
+
+
+def _iter_steps(episode: Episode, casters: Casters, indexes: Sequence[int]) -> Iterator[StepData]:
+  """iter_step_data for any indexes (random access, slices with steps)."""
+  n = episode.num_steps
   cols = episode.columns
   obs = _getter(casters.observation, cols['observation'])
   reward = _getter(casters.reward, cols['reward'])
