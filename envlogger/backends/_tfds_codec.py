@@ -122,8 +122,8 @@ class Codec:
         _Leaf(k, s, encodings.get(k, default_encoding(s)))
         for k, s in leaf_keys(metadata_prefix(schema), schema.episode_metadata_spec)
       ]
-    # Serialized keys, computed once (encoding an Example key by key cost a
-    # fifth of a 10-step episode's encoding).
+    # Serialized keys, computed once (serializing them for every Example took
+    # 8 of the 49 us of a Catch episode's encoding).
     keys = [lf.key for lfs in self.step_leaves.values() for lf in lfs] + [lf.key for lf in self.meta_leaves]
     keys += [_IS_FIRST, _IS_LAST, _IS_TERMINAL, _HAS_CUSTOM_DATA, S.EPISODE_ID, S.RUN_ID, S.CUT_SHORT]
     keys += [S.INVALID, S.HAS_EPISODE_METADATA]
