@@ -1,6 +1,6 @@
 """A background thread that runs the writer's jobs in order, in batches.
 
-Finished episodes are stacked, encoded, compressed and written here, so the
+Finished episodes are encoded, compressed and written here, so the
 env loop does not wait for them. Jobs are handed over in batches (up to
 `batch_jobs` jobs or `batch_bytes` bytes): waking a thread costs ~60 us of
 GIL and futex traffic per hand-off on this class of machine (measured: a
