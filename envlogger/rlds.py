@@ -214,6 +214,8 @@ class EpisodeBuilder:
   def _bind(self) -> None:
     """Sizes a step, and binds the fast path of `add` if every field is one leaf."""
     self._obs_nbytes, self._successor_nbytes = self._c.step_nbytes
+    self._obs_puts = [col.append for col in self._obs]
+    self._successor_puts = [col.append for cols in self._numeric for col in cols]
     views = self._c.single_leaf_views
     self._fast = (
       None if views is None else views + tuple(col[0].append for col in (self._obs, *self._numeric))
@@ -293,9 +295,8 @@ class EpisodeBuilder:
       terminal = bool(np.all(np.asarray(ts.discount) == 0))
     # Everything is validated: now mutate.
     if successor is not None:
-      for cols, leaves in zip(self._numeric, successor):
-        for col, leaf in zip(cols, leaves):
-          col.append(leaf)
+      for put, leaf in zip(self._successor_puts, successor[0] + successor[1] + successor[2]):
+        put(leaf)
       self._awaiting_successor = False
       self._num_successors += 1
     if last:
@@ -307,8 +308,8 @@ class EpisodeBuilder:
       self._unrecorded = (_owned(obs), None if custom is None else _owned(custom))
 
   def _record(self, obs: list[Any], custom: list[Any] | None) -> None:
-    for col, leaf in zip(self._obs, obs):
-      col.append(leaf)
+    for put, leaf in zip(self._obs_puts, obs):
+      put(leaf)
     if self._custom is not None:
       self._has_custom.append(custom is not None)
       for col, leaf in zip(self._custom, custom if custom is not None else self._c.custom_data.zeros()):
