@@ -27,13 +27,8 @@ except ImportError:  # pragma: no cover (isal is a dependency; kept for odd plat
 error = (zlib.error, _impl.error)
 
 
-def compress(data) -> bytes:
-  """A zlib stream (RFC 1950) of `data` (any buffer)."""
-  return _impl.compress(data, LEVEL)
-
-
 def compress_each(buffers) -> list[bytes]:
-  """`compress` of each buffer (one call for a column of steps)."""
+  """A zlib stream (RFC 1950) of each buffer (one call for a column of steps)."""
   impl, level = _impl.compress, LEVEL
   return [impl(b, level) for b in buffers]
 

@@ -216,10 +216,8 @@ class EpisodeBuilder:
     self._obs_nbytes, self._successor_nbytes = self._c.step_nbytes
     self._obs_puts = [col.append for col in self._obs]
     self._successor_puts = [col.append for cols in self._numeric for col in cols]
-    views = self._c.single_leaf_views
-    self._fast = (
-      None if views is None else views + tuple(col[0].append for col in (self._obs, *self._numeric))
-    )
+    views = self._c.single_leaf_views  # with one leaf per field, one put per field
+    self._fast = None if views is None else (*views, *self._obs_puts, *self._successor_puts)
 
   def _new_columns(self, caster: specs_lib.LeafCaster) -> list[_ArrayColumn | _ListColumn]:
     columns: list[_ArrayColumn | _ListColumn] = []
@@ -279,7 +277,7 @@ class EpisodeBuilder:
         self._unrecorded = None
       else:
         self._awaiting_successor = False
-        self._unrecorded = (_owned([obs]), None)
+        self._unrecorded = (specs_lib.owned([obs]), None)
       return
     c = self._c
     successor = None
@@ -305,7 +303,7 @@ class EpisodeBuilder:
       self._record(obs, custom)
       self._unrecorded = None
     else:  # kept until the next step shows whether it is the last one
-      self._unrecorded = (_owned(obs), None if custom is None else _owned(custom))
+      self._unrecorded = (specs_lib.owned(obs), None if custom is None else specs_lib.owned(custom))
 
   def _record(self, obs: list[Any], custom: list[Any] | None) -> None:
     for put, leaf in zip(self._obs_puts, obs):
@@ -323,9 +321,9 @@ class EpisodeBuilder:
       self._record(*self._unrecorded)
       self._unrecorded = None
     if self._awaiting_successor:
-      for name, cols in zip(_NUMERIC_FIELDS, self._numeric):
-        for col, z in zip(cols, self._c.field(name).zeros()):
-          col.append(z)
+      c = self._c
+      for put, z in zip(self._successor_puts, c.action.zeros() + c.reward.zeros() + c.discount.zeros()):
+        put(z)
       self._awaiting_successor = False
     n = self.num_recorded
     is_first, is_last, is_terminal = np.zeros((3, n), dtype=bool)
@@ -344,11 +342,6 @@ class EpisodeBuilder:
       cut_short=cut_short,
       invalid=self.invalid,
     )
-
-
-def _owned(leaves: list[Any]) -> list[Any]:
-  """Copies of the array leaves (the env or agent may reuse their buffers)."""
-  return [x.copy() if type(x) is np.ndarray else x for x in leaves]
 
 
 def scalarize(x: Any) -> Any:

@@ -19,8 +19,7 @@ rules (documented in docs/format.md):
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -272,12 +271,10 @@ def _cast_array(arr: np.ndarray, target: np.dtype, name: str) -> np.ndarray:
 class _LeafCast:
   """Checks and casts the values of one leaf spec; the hot path of logging.
 
-  Returns a value that `np.asarray(values, dtype)` stacks exactly: arrays are
-  copied (envs and agents reuse buffers); scalar leaves are returned as
-  Python or numpy scalars (immutable), as they are once their type is known
-  to be safe.
-  Everything else goes through `cast_to_spec`. `view` is the same check
-  without the copy, for callers that copy the value at once themselves.
+  `view` returns a value that `np.asarray(values, dtype)` stacks exactly:
+  arrays of the leaf's dtype and shape as they are (not copied: callers copy
+  them, see `owned`), scalar leaves as Python or numpy scalars (immutable).
+  Everything else goes through `cast_to_spec` (a fresh array).
   """
 
   __slots__ = ('spec', 'name', 'dtype', 'shape', 'kind', 'scalar', 'lo', 'hi', 'nbytes')
@@ -299,10 +296,6 @@ class _LeafCast:
     if self.kind in 'iu':
       info = np.iinfo(self.dtype)
       self.lo, self.hi = int(info.min), int(info.max)
-
-  def __call__(self, value: Any) -> Any:
-    out = self.view(value)
-    return out.copy() if out is value and type(value) is np.ndarray else out
 
   def view(self, value: Any) -> Any:
     t = type(value)
@@ -329,18 +322,13 @@ class _LeafCast:
     return out[()] if self.scalar else out
 
 
-def _flattener(
-  spec: Any, name: str, casts: list[_LeafCast], copy: bool = True, index: Iterator[int] | None = None
-):
-  """Builds a function that appends the cast leaves of a value to a list
-  (with `copy=False`, arrays of the right dtype and shape are not copied)."""
-  if index is None:
-    index = itertools.count()
+def _flattener(spec: Any, name: str, casts: list[_LeafCast]):
+  """Builds a function that appends the checked leaves of a value to a list
+  (`_LeafCast.view`: arrays of the right dtype and shape are not copied)."""
   if is_leaf_spec(spec):
-    i = next(index)
-    if len(casts) == i:
-      casts.append(_LeafCast(spec, name))
-    cast = casts[i].__call__ if copy else casts[i].view
+    cast = _LeafCast(spec, name)
+    casts.append(cast)
+    cast = cast.view
 
     def leaf(value, out):
       out.append(cast(value))
@@ -348,7 +336,7 @@ def _flattener(
     return leaf
   if isinstance(spec, Mapping):
     keys = sorted(spec)  # tree.flatten order
-    children = [_flattener(spec[k], f'{name}/{k}', casts, copy, index) for k in keys]
+    children = [_flattener(spec[k], f'{name}/{k}', casts) for k in keys]
     pairs = list(zip(keys, children))
 
     def mapping(value, out):
@@ -361,7 +349,7 @@ def _flattener(
         raise SpecError(f'{name}: {_structure_difference(spec, value)}') from None
 
     return mapping
-  children = [_flattener(v, f'{name}/{i}', casts, copy, index) for i, v in enumerate(spec)]
+  children = [_flattener(v, f'{name}/{i}', casts) for i, v in enumerate(spec)]
 
   def sequence(value, out):
     if not isinstance(value, (tuple, list)) or len(value) != len(children):
@@ -387,7 +375,6 @@ class LeafCaster:
     self.leaves = tree.flatten(spec)
     self._casts: list[_LeafCast] = []
     self._flatten = _flattener(spec, name, self._casts)
-    self._flatten_view = _flattener(spec, name, self._casts, copy=False)
     self._is_leaf = is_leaf_spec(spec)
     self._single = self._casts[0] if self._is_leaf else None
     self._dict_keys = sorted(spec) if isinstance(spec, Mapping) else None
@@ -395,11 +382,7 @@ class LeafCaster:
     self._zeros: list[np.ndarray] | None = None
 
   def __call__(self, value: Any) -> list[Any]:
-    if self._single is not None:
-      return [self._single(value)]
-    out: list[Any] = []
-    self._flatten(value, out)
-    return out
+    return owned(self.view(value))
 
   def view(self, value: Any) -> list[Any]:
     """Like calling the caster, but arrays that already have the leaf's dtype
@@ -408,7 +391,7 @@ class LeafCaster:
     if self._single is not None:
       return [self._single.view(value)]
     out: list[Any] = []
-    self._flatten_view(value, out)
+    self._flatten(value, out)
     return out
 
   @property
@@ -449,6 +432,12 @@ class LeafCaster:
     if self._dict_of_leaves:
       return dict(zip(self._dict_keys, leaves))
     return tree.unflatten_as(self.spec, leaves)
+
+
+def owned(leaves: list[Any]) -> list[Any]:
+  """Leaves from `LeafCaster.view` with their arrays copied (the env or agent
+  may reuse its buffers; scalars are immutable)."""
+  return [x.copy() if type(x) is np.ndarray else x for x in leaves]
 
 
 def zeros_for(spec: specs.Array) -> np.ndarray:
