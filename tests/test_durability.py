@@ -90,10 +90,11 @@ def test_exit_without_close_keeps_finished_episodes_and_publishes(tmp_path):
   assert '"numShards"' in info or '"shardLengths"' in info
 
 
-def test_file_size_limit_fails_at_the_step_and_keeps_earlier_episodes(tmp_path):
+@pytest.mark.parametrize('mode', ['fsize', 'fsize-sync'])
+def test_file_size_limit_fails_at_the_step_and_keeps_earlier_episodes(tmp_path, mode):
   data_dir = tmp_path / 'log'
   out = subprocess.run(
-    [sys.executable, CHILD, str(data_dir), '0', 'fsize'], capture_output=True, text=True, timeout=120
+    [sys.executable, CHILD, str(data_dir), '0', mode], capture_output=True, text=True, timeout=120
   )
   assert out.returncode == 0, out.stderr
   lines = out.stdout.splitlines()
@@ -101,13 +102,22 @@ def test_file_size_limit_fails_at_the_step_and_keeps_earlier_episodes(tmp_path):
   errors = [line for line in lines if line.startswith('error')]
   finished = [int(line.split()[1]) for line in lines if line.startswith('finished')]
   assert len(errors) == 3 and finished
-  assert 'File too large' in errors[0] and 'Episodes written before it are intact' in errors[0]
+  assert 'File too large' in errors[0] and 'before it are intact' in errors[0]
+  if mode == 'fsize-sync':
+    assert not any(line.startswith('close-error') for line in lines)
+  # Every episode whose last step returned is readable (from the shards or,
+  # with the journal, from the journal the logger kept).
   with envlogger.Reader(data_dir) as r:
     assert len(r.episodes) == len(finished)
     _check_episodes(r, finished)
-  # The failed writes left no torn frame behind: recovery has nothing to move.
+  # The failed writes left no torn frame behind: recovery moves nothing aside,
+  # and stores the journaled episodes in shards.
   rec = _recover(data_dir)
   assert rec.returncode == 0 and 'moved' not in rec.stdout, rec.stdout + rec.stderr
+  with envlogger.Reader(data_dir) as r:
+    assert len(r.episodes) == len(finished)
+    _check_episodes(r, finished)
+  assert not list((data_dir / 'envlogger' / '1.0.0').glob('envlogger_journal/*'))
 
 
 def test_recover_on_a_directory_without_a_log_is_one_clear_line(tmp_path):
@@ -152,14 +162,22 @@ def test_concurrent_writers_share_one_dataset(tmp_path):
 
 
 def test_reader_beside_a_live_writer(tmp_path):
-  """While a writer runs, a Reader sees its finished episodes; a frame being
-  written at the end of its shard is not reported as damage."""
+  """While a writer runs, a Reader sees its finished episodes once the
+  background writer stored them (within a second, or at `flush()`); a frame
+  being written at the end of its shard is not reported as damage."""
   data_dir = tmp_path / 'log'
   env = envlogger.EnvLogger(child.CountingEnv(), data_directory=str(data_dir))
   for i in range(3):
     child.run_episode(env, i)
   env.reset()
   env.step(1)  # an episode in flight
+  deadline, seen = time.monotonic() + 30, 0
+  while seen < 3 and time.monotonic() < deadline:  # the writer thread takes a batch a second old
+    with envlogger.Reader(data_dir) as r:
+      seen = len(r.episodes)
+    time.sleep(0.1)
+  assert seen == 3
+  env.backend.flush()  # waits until every finished episode is in a shard
   shard = next((data_dir / 'envlogger' / '1.0.0').glob('envlogger-train.tfrecord-*'))
   with open(shard, 'ab') as f:  # what a frame half-written by the live writer looks like
     f.write(b'\x40\x00\x00\x00\x00\x00\x00\x00half')

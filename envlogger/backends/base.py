@@ -13,6 +13,7 @@ import abc
 import dataclasses
 import datetime
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from envlogger import _jsonable, _schema, rlds
@@ -113,7 +114,14 @@ class BackendWriter(abc.ABC):
     if self._closed:
       self._check_open()
     if self._worker.error is not None:
-      self._worker.check()
+      try:
+        self._worker.check()
+      except _worker.WriteError:
+        # The episode in flight ends at the step before (cut short, stored),
+        # not with a gap where this step was.
+        if self._builder is not None:
+          self._finish_episode(cut_short=True)
+        raise
     if self._schema is None:
       raise RuntimeError('init_log() must be called before record_step().')
     if is_new_episode:
@@ -268,17 +276,19 @@ class BackendWriter(abc.ABC):
       return
     self._schema_fixed = True
     self._flush_pending()
-    casters = self._casters
-
-    def write() -> None:
-      self._write_episode(rlds.conform(builder.finish(cut_short), casters))
-
-    self._worker.submit(write, f'writing episode {builder.episode_id}', nbytes=builder.nbytes)
+    self._submit(lambda: builder.finish(cut_short), builder.episode_id, builder.nbytes)
 
   def _flush_pending(self) -> None:
     pending, self._pending = self._pending, []
-    casters = self._casters
     for ep in pending:
-      self._worker.submit(
-        lambda ep=ep: self._write_episode(rlds.conform(ep, casters)), f'writing episode {ep.episode_id}'
-      )
+      self._submit(lambda ep=ep: ep, ep.episode_id, 0)
+
+  def _submit(self, finish: Callable[[], rlds.Episode], episode_id: str, nbytes: int) -> None:
+    """Hands a finished episode to the writer (`finish()` returns it; it runs
+    in the writer's thread with `async_writes`). `nbytes`: its raw size."""
+    casters = self._casters
+    self._worker.submit(
+      lambda: self._write_episode(rlds.conform(finish(), casters)),
+      f'writing episode {episode_id}',
+      nbytes=nbytes,
+    )

@@ -44,7 +44,7 @@ import numpy as np
 
 from envlogger import _files, _jsonable, _locks, _schema, _tfrecord, _version, rlds
 from envlogger import specs as specs_lib
-from envlogger.backends import _tfds_codec, _tfds_metadata, base, source
+from envlogger.backends import _journal, _tfds_codec, _tfds_metadata, base, source
 
 LOG_FILE = 'envlogger_log.json'
 RUNS_DIR = 'envlogger_runs'
@@ -83,12 +83,25 @@ class TFDSBackendWriter(base.BackendWriter):
     flush_every_seconds: also flush at the end of the first episode this many
       seconds after the last flush (default 60; None: never). Publishing
       reads every index file of the dataset (about 1 ms per 1000 episodes).
-    fsync: also `fsync` each episode's frame and index line before the step
-      that finished it returns (durable against power loss and kernel
-      crashes, at the cost of a disk flush per episode). Without it, a
-      finished episode survives the death of the process but not of the machine.
+    fsync: also `fsync` each finished episode before the step that finished
+      it returns (its journal entry, or with `async_writes=False` its frame
+      and index line): durable against power loss and kernel crashes, at the
+      cost of a disk flush per episode. Without it, a finished episode
+      survives the death of the process but not of the machine.
     description: text stored in dataset_info.json.
-    max_episode_bytes, async_writes, max_queued_batches: see `BackendWriter`.
+    max_episode_bytes, max_queued_batches: see `BackendWriter`.
+    async_writes: True (default) encodes and writes episodes into the shards
+      in a background thread, so the env loop does not wait for encoding;
+      write errors are raised by the next step. False does it in the step
+      that finishes each episode.
+    journal: with `async_writes`, the step that finishes an episode first
+      writes its raw columns to a journal file (`envlogger_journal/`, a few
+      microseconds), so a process killed at any moment loses no finished
+      episode: readers and `envlogger recover` take the journal's episodes
+      that are not in the shards yet. Journal files are deleted once their
+      episodes are in shards. False (the original's trade-off) keeps finished
+      episodes in memory until the background writer stores them, in batches
+      of up to 64 episodes or 8 MiB: those are lost if the process dies.
   """
 
   def __init__(
@@ -107,7 +120,8 @@ class TFDSBackendWriter(base.BackendWriter):
     fsync: bool = False,
     description: str | None = None,
     max_episode_bytes: int = base.DEFAULT_MAX_EPISODE_BYTES,
-    async_writes: bool = False,
+    async_writes: bool = True,
+    journal: bool = True,
     max_queued_batches: int = 2,
   ):
     super().__init__(
@@ -154,6 +168,11 @@ class TFDSBackendWriter(base.BackendWriter):
     self._codec: _tfds_codec.Codec | None = None
     self._published = False
     self._created = _now()
+    self._use_journal = bool(journal) and bool(async_writes)
+    self._journal: _journal.JournalWriter | None = None
+    self._journal_stopped = False  # an episode failed to reach a shard: the rest stay in the journal
+    self._entry: _journal.Entry | None = None  # the journaled episode being written
+    self._prev_shard: str | None = None
 
   # -- set-up -----------------------------------------------------------------
 
@@ -170,8 +189,10 @@ class TFDSBackendWriter(base.BackendWriter):
           self._set_schema(stored)
           self._schema_fixed = True
         # Appending: finish what writers that died left behind (torn tails,
-        # missing index lines), so the next publication is loadable.
+        # missing index lines, journaled episodes), so the next publication is loadable.
         repair_shards(self.dataset_dir, locked=True)
+        if existing.get('schema_fixed'):
+          fold_journals(self.dataset_dir)
       else:
         self._write_log_file(fixed=False)
     _files.write_json_atomic(
@@ -204,6 +225,41 @@ class TFDSBackendWriter(base.BackendWriter):
 
   # -- writing ----------------------------------------------------------------
 
+  def _submit(self, finish: Callable[[], rlds.Episode], episode_id: str, nbytes: int) -> None:
+    if not self._use_journal:
+      super()._submit(finish, episode_id, nbytes)
+      return
+    if self._journal is None:
+      if self._codec is None:
+        self._fix_schema()  # here, not in the writer thread: journal entries need the log's schema fixed
+      self._journal = _journal.JournalWriter(self.dataset_dir, self.run_id, self._casters, fsync=self._fsync)
+    episode = rlds.conform(finish(), self._casters)
+    entry = self._journal.append(episode)  # raises OSError at this step
+    self._worker.submit(
+      lambda: self._write_journaled(episode, entry), f'writing episode {episode_id}', nbytes=nbytes
+    )
+
+  def _write_journaled(self, episode: rlds.Episode, entry: _journal.Entry) -> None:
+    """Stores a journaled episode in a shard (in the writer thread)."""
+    if self._journal_stopped:
+      return  # an earlier episode failed: this one stays in the journal, after it
+    self._entry = entry
+    try:
+      self._write_episode(episode)
+    except BaseException as e:
+      self._journal_stopped = True
+      self._journal.keep_all()
+      if isinstance(e, OSError):
+        raise OSError(
+          e.errno,
+          f'{e.strerror or e} This episode and the ones after it stay in the journal '
+          f'({entry.file.path}); readers see them, and `envlogger recover` stores them in shards.',
+        ) from e
+      raise
+    finally:
+      self._entry = None
+    self._journal.written(entry)
+
   def _write_episode(self, episode: rlds.Episode) -> None:
     if self._codec is None:
       self._fix_schema()
@@ -214,6 +270,8 @@ class TFDSBackendWriter(base.BackendWriter):
     line = (
       f'[{self._shard_offset}, {len(data)}, {episode.num_steps}]\n'.encode()
     )  # JSON, as json.dumps writes it
+    if self._entry is not None:
+      self._journal.before_write(self._entry, self._prev_shard, self._shard_name)
     try:
       _write_all(self._shard_fd, framed)
       _write_all(self._index_fd, line)
@@ -281,24 +339,11 @@ class TFDSBackendWriter(base.BackendWriter):
       self._write_log_file(fixed=True, encodings=self._codec.encodings)
 
   def _rotate_shard(self) -> None:
+    if self._shard_fd is not None and self._shard_count:
+      self._prev_shard = self._shard_name
     self._close_shard()
-    prefix = shard_pattern(self.dataset_name, self.split_name)
-    index = max((i for _, i in _list_shards(self.dataset_dir, prefix)), default=-1) + 1
-    while True:
-      name = f'{prefix}{index:05d}'
-      try:
-        fd = os.open(os.path.join(self.dataset_dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        break
-      except FileExistsError:
-        index += 1
-    _locks.lock_shard(fd)  # held until the shard is closed (or the process dies)
-    self._shard_fd = fd
+    name, self._shard_fd, self._index_fd = _create_shard(self.dataset_dir, self.dataset_name, self.split_name)
     self._shard_name = name
-    self._index_fd = os.open(
-      os.path.join(self.dataset_dir, INDEX_DIR, f'{name}.jsonl'),
-      os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-      0o644,
-    )
     self._shard_offset = 0
     self._index_offset = 0
     self._shard_count = 0
@@ -317,6 +362,8 @@ class TFDSBackendWriter(base.BackendWriter):
         self.publish()
     finally:
       self._close_shard()
+      if self._journal is not None:
+        self._journal.close()
 
   # -- TFDS metadata ----------------------------------------------------------
 
@@ -327,6 +374,24 @@ class TFDSBackendWriter(base.BackendWriter):
     with _locks.dataset_lock(self.dataset_dir):
       publish_tfds_metadata(self.dataset_dir, description=self._description)
     self._published = True
+
+
+def _create_shard(dataset_dir: str, name: str, split: str) -> tuple[str, int, int]:
+  """A new shard after the last on disk, locked by this process: (file name, fd, index fd)."""
+  prefix = shard_pattern(name, split)
+  index = max((i for _, i in _list_shards(dataset_dir, prefix)), default=-1) + 1
+  while True:
+    fname = f'{prefix}{index:05d}'
+    try:
+      fd = os.open(os.path.join(dataset_dir, fname), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+      break
+    except FileExistsError:
+      index += 1
+  _locks.lock_shard(fd)  # held until the shard is closed (or the process dies)
+  index_fd = os.open(
+    os.path.join(dataset_dir, INDEX_DIR, f'{fname}.jsonl'), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
+  )
+  return fname, fd, index_fd
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -577,6 +642,63 @@ def repair_shards(dataset_dir: str, locked: bool = False) -> list[str]:
   return report
 
 
+def fold_journals(dataset_dir: str) -> list[str]:
+  """Stores in shards the journaled episodes of writers that died; returns what
+  was done, one line each. The caller holds the dataset lock.
+
+  Each dead writer's journal file goes once its episodes are in shards; a
+  file with damaged entries is moved to `envlogger_recovered/` instead (after
+  its readable entries are stored). Idempotent, and safe to interrupt: the
+  journal's header names the shard being filled, so a second run continues
+  after the episodes already stored.
+  """
+  if not os.path.isdir(os.path.join(dataset_dir, _journal.JOURNAL_DIR)):
+    return []
+  log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
+  codec = _tfds_codec.Codec(_schema.Schema.from_json(log['schema']), log.get('encodings'))
+  report = []
+  for path, entries, base_shard in dead_journals(dataset_dir, codec):
+    stored, damage = 0, None
+    if entries:
+      name, fd, index_fd = _create_shard(dataset_dir, log['dataset_name'], log['split'])
+      try:
+        jfd = os.open(path, os.O_RDWR)
+        try:
+          _journal.write_header(jfd, base_shard, name, fsync=True)  # a rerun continues after what is stored
+        finally:
+          os.close(jfd)
+        offset = 0
+        with open(path, 'rb') as jf:
+          for entry_offset, _, _ in entries:
+            try:
+              episode = _journal.decode(_tfrecord.read_at(jf, entry_offset), codec.casters)
+            except (OSError, ValueError) as e:
+              damage = f'entry at offset {entry_offset}: {e}'
+              break
+            data = codec.encode(episode)
+            _write_all(fd, _tfrecord.frame(data))
+            _write_all(index_fd, f'[{offset}, {len(data)}, {episode.num_steps}]\n'.encode())
+            offset += _tfrecord.framed_size(len(data))
+            stored += 1
+        os.fsync(fd)
+        os.fsync(index_fd)
+      finally:
+        os.close(fd)
+        os.close(index_fd)
+      report.append(f'{path}: stored {stored} episodes in {name}')
+    _, end, size = _journal.scan(path)
+    if damage is None and end == size:
+      os.unlink(path)
+      report.append(f'{path}: deleted (every episode in it is in a shard)')
+    else:
+      kept = os.path.join(dataset_dir, RECOVERED_DIR, os.path.basename(path))
+      os.makedirs(os.path.dirname(kept), exist_ok=True)
+      os.replace(path, kept)
+      why = damage or f'{size - end} bytes from offset {end} are not whole entries'
+      report.append(f'{path}: moved to {kept} ({why})')
+  return report
+
+
 def recover(data_directory: str) -> list[str]:
   """Makes every log at or under `data_directory` whole after writers died.
 
@@ -594,6 +716,7 @@ def recover(data_directory: str) -> list[str]:
   for dataset_dir in dirs:
     with _locks.dataset_lock(dataset_dir):
       lines = repair_shards(dataset_dir, locked=True)
+      lines += fold_journals(dataset_dir)
       log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
       shards = _shard_entries(dataset_dir, log['dataset_name'], log['split'])
       episodes = sum(len(entries) for _, _, entries in shards)
@@ -602,6 +725,53 @@ def recover(data_directory: str) -> list[str]:
       lines.append(f'published TFDS metadata: {episodes} episodes in {len(shards)} shards')
     report += [f'{dataset_dir}: {line}' for line in lines]
   return report
+
+
+def _last_counter(dataset_dir: str, run_id: str, codec: _tfds_codec.Codec, shard: str) -> int | None:
+  """Counter of the newest episode of run `run_id` in `shard` (None: the shard
+  is missing or holds no readable episode of that run)."""
+  if not os.path.exists(os.path.join(dataset_dir, shard)):
+    return None
+  entries, *_ = _read_shard(dataset_dir, shard)
+  with open(os.path.join(dataset_dir, shard), 'rb') as f:
+    for offset, length, _ in reversed(entries):  # the last one, unless damaged
+      try:
+        episode_id = codec.decode_episode_id(_tfrecord.pread_record(f.fileno(), offset, length))
+      except (OSError, ValueError):
+        continue
+      run, _, counter = episode_id.rpartition('/')
+      return int(counter) if run == run_id and counter.isdigit() else None
+  return None
+
+
+def dead_journals(
+  dataset_dir: str, codec: _tfds_codec.Codec, problems: list[str] | None = None
+) -> list[tuple[str, list[list[int]], str | None]]:
+  """The journal files no live writer holds, each with the entries no shard holds.
+
+  Returns [(path, [[offset, length, steps], ...], shard holding the run's
+  newest stored episode or None)], oldest first within each run.
+  """
+  out = []
+  for path in _journal.journal_paths(dataset_dir):
+    if _locks.shard_in_use(path):
+      continue  # a live writer's: it stores its entries itself
+    run = _journal.run_of(path) or ''
+    try:
+      entries, base_shard, end, size = _journal.pending(
+        path, lambda shard, run=run: _last_counter(dataset_dir, run, codec, shard)
+      )
+    except OSError as e:
+      if problems is not None:
+        problems.append(f'{path}: unreadable journal ({e}); skipped')
+      continue
+    if problems is not None and end < size:
+      problems.append(
+        f'{path}: {size - end} bytes from offset {end} are not whole journal entries '
+        '(a write cut short, or damage); skipped'
+      )
+    out.append((path, entries, base_shard))
+  return out
 
 
 def _frames_end(entries: list[list[int]]) -> int:
@@ -647,11 +817,20 @@ class TFDSLogSource(source.LogSource):
       entries, *_ = _read_shard(dataset_dir, fname, None if live else problems)
       files.append(path)
       rows += [(len(files) - 1, *entry) for entry in entries]
+    # Episodes of writers that died, in their journals and not in shards yet.
+    journals = []
+    if os.path.isdir(os.path.join(dataset_dir, _journal.JOURNAL_DIR)):
+      codec = _tfds_codec.Codec(schema, log.get('encodings'))
+      for path, entries, _ in dead_journals(dataset_dir, codec, problems):
+        files.append(path)
+        journals.append(len(files) - 1)
+        rows += [(len(files) - 1, *entry) for entry in entries]
     table = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
     state = {
       'log': log,
       'schema': schema,
       'files': files,
+      'journal': np.isin(np.arange(len(files)), journals),
       'shard': table[:, 0].copy(),
       'offset': table[:, 1].copy(),
       'length': table[:, 2].copy(),
@@ -727,8 +906,14 @@ class TFDSLogSource(source.LogSource):
     except ValueError as e:  # WireError, or values that do not fit the schema
       raise self._damaged(index, e) from None
 
+  def _in_journal(self, index: int) -> bool:
+    return bool(self._state['journal'][self._state['shard'][index]])
+
   def _decode(self, index: int, rows: tuple[int, int] | None = None) -> rlds.Episode:
-    ep = self._parse(index, lambda data: self._codec.decode(data, rows))
+    if self._in_journal(index):
+      ep = self._parse(index, lambda data: _journal.decode(data, self.casters, rows))
+    else:
+      ep = self._parse(index, lambda data: self._codec.decode(data, rows))
     expected = int(self._state['steps'][index])
     if rows is None and expected >= 0 and ep.num_steps != expected:
       raise self._damaged(index, f'the index says {expected} steps, the record holds {ep.num_steps}')
@@ -758,6 +943,8 @@ class TFDSLogSource(source.LogSource):
 
   def read_episode_id(self, index: int) -> str:
     """The id of episode `index` (parses its record; decodes no column)."""
+    if self._in_journal(index):
+      return self._parse(index, _journal.entry_episode_id)
     return self._parse(index, self._codec.decode_episode_id)
 
   def read_episode_metadata(self, index: int) -> Any:
@@ -766,6 +953,8 @@ class TFDSLogSource(source.LogSource):
     ep = self._cache.get(index)
     if ep is not None:
       return ep.metadata
+    if self._in_journal(index):
+      return self.read_episode(index).metadata
     return self._parse(index, self._codec.decode_metadata)
 
   def runs(self) -> list[dict[str, Any]]:

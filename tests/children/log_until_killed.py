@@ -8,7 +8,9 @@ Usage: log_until_killed.py DATA_DIR SEED MODE
     concurrent writers of one dataset), closes, prints 'closed'.
   MODE 'fsize': under RLIMIT_FSIZE (SIGXFSZ ignored), logs until a step fails,
     prints 'error <i> <message>' for the episode whose write failed, logs two
-    more episodes (which fail too) and closes.
+    more episodes (which fail too) and closes (printing 'close-error <message>'
+    if close() raises, then 'closed').
+  MODE 'fsize-sync': the same with async_writes=False.
 
 Observations and actions are a function of (episode, step), so the parent can
 check every value it reads back: `expected_episode(i)`.
@@ -69,13 +71,18 @@ def run_episode(env, i: int) -> None:
 def main() -> None:
   data_dir, seed, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
   rng = random.Random(seed)
-  if mode == 'fsize':
+  fsize = mode.startswith('fsize')
+  if fsize:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))  # ~15 episodes per shard
-  per_file = 1000 if mode == 'fsize' else rng.randint(2, 50)
+  per_file = 1000 if fsize else rng.randint(2, 50)
   first = seed * 1000 if mode == 'count' else 0
   env = envlogger.EnvLogger(
-    CountingEnv(first), data_directory=data_dir, metadata={'seed': seed}, max_episodes_per_file=per_file
+    CountingEnv(first),
+    data_directory=data_dir,
+    metadata={'seed': seed},
+    max_episodes_per_file=per_file,
+    async_writes=mode != 'fsize-sync',
   )
   if mode == 'count':
     for i in range(first, first + 40):
@@ -100,7 +107,10 @@ def main() -> None:
       print(f'error {i} {e}', flush=True)
       failures += 1
       if failures == 3:
-        env.close()
+        try:
+          env.close()
+        except OSError as e:  # writes the background writer did at close
+          print(f'close-error {e}', flush=True)
         print('closed', flush=True)
         return
     i += 1
