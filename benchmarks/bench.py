@@ -292,45 +292,47 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
     wall, cpu = per_step(f)
     add(name, wall, unit, scale, cpu)
 
-  # Hot path: each step() call timed alone.
-  # 'logged' is the default (each episode written before the step that ends
-  # it returns); 'async' writes in a background thread (async_writes=True).
-  lat: dict[str, list[np.ndarray]] = {'bare': [], 'logged': [], 'last': [], 'async': [], 'async last': []}
-  ep_sums: dict[str, list[np.ndarray]] = {'bare': [], 'logged': [], 'async': []}
+  # Hot path: each step() call timed alone, in the three write modes:
+  # 'logged' is the default (the step that ends an episode journals its raw
+  # columns; a background thread encodes them into the shards), 'in-step'
+  # encodes and writes in that step (async_writes=False), 'no journal' keeps
+  # finished episodes in memory for the background thread (journal=False).
+  modes = {'logged': {}, 'in-step': {'async_writes': False}, 'no journal': {'journal': False}}
+  lat: dict[str, list[np.ndarray]] = {k: [] for k in ['bare', *modes]}
+  last_lat: dict[str, list[np.ndarray]] = {k: [] for k in modes}
+  ep_sums: dict[str, list[np.ndarray]] = {k: [] for k in ['bare', *modes]}
   for r in range(p.hot_repeats):
     env = make_env()
     env.reset()
     ns, last = loop_per_call(env.step, actions)
     lat['bare'].append(ns)
     ep_sums['bare'].append(_episode_sums(ns, last))
-    for kind, kwargs in (('logged', {}), ('async', {'async_writes': True})):
-      d = os.path.join(work, f'{w}_hot_{kind}_{r}')
+    for kind, kwargs in modes.items():
+      d = os.path.join(work, f'{w}_hot_{kind.replace(" ", "_")}_{r}')
       logger = envlogger.EnvLogger(make_env(), data_directory=d, **kwargs)
       logger.reset()
       ns, last = loop_per_call(logger.step, actions)
       logger.close()
       shutil.rmtree(d)
       lat[kind].append(ns)
-      lat['last' if kind == 'logged' else 'async last'].append(ns[last])
+      last_lat[kind].append(ns[last])
       ep_sums[kind].append(_episode_sums(ns, last))
   us = {k: np.concatenate(v) / 1e3 for k, v in lat.items()}
   for kind in ('bare', 'logged'):
     one(f'step() p50, {kind}', float(np.percentile(us[kind], 50)), 'us')
     one(f'step() p99, {kind}', float(np.percentile(us[kind], 99)), 'us')
-  one('step() returning LAST (writes the episode), p50', float(np.median(us['last'])), 'us')
   ep = {k: float(np.median(np.concatenate(v))) / 1e3 / make_env.EPISODE_LENGTH for k, v in ep_sums.items()}
-  one('steady-state overhead (median episode)', ep['logged'] - ep['bare'], 'us/step')
-  one('steady-state logged / bare (median episode)', ep['logged'] / ep['bare'], 'x')
-  one('async_writes=True: step() p50', float(np.percentile(us['async'], 50)), 'us')
-  one('async_writes=True: step() returning LAST, p50', float(np.median(us['async last'])), 'us')
-  one('async_writes=True: steady-state overhead', ep['async'] - ep['bare'], 'us/step')
+  for kind, label in (('logged', 'default'), ('in-step', 'async_writes=False'), ('no journal', 'journal=False')):
+    one(f'{label}: step() returning LAST, p50', float(np.median(np.concatenate(last_lat[kind]))) / 1e3, 'us')
+    one(f'{label}: steady-state overhead (median episode)', ep[kind] - ep['bare'], 'us/step')
+  one('default: steady-state logged / bare (median episode)', ep['logged'] / ep['bare'], 'x')
 
   # Peak memory, in runs of their own (tracing allocations slows every call):
   # tracemalloc counts numpy's buffers too. Beside it, the raw size of one
-  # episode: the default holds one episode in flight; async_writes=True adds
-  # the batch being filled and the queued batches (8 MiB each at most).
+  # episode: in-step writing holds one episode in flight; the background
+  # writer adds the batch being filled and the queued batches (8 MiB each at most).
   mem_calls = min(len(actions), 8 * make_env.EPISODE_LENGTH)
-  for kind, kwargs in (('default', {}), ('async_writes=True', {'async_writes': True})):
+  for kind, kwargs in (('default', {}), ('async_writes=False', {'async_writes': False})):
     d = os.path.join(work, f'{w}_mem_{kind}')
     env = make_env()  # before tracing: the env's own precomputed frames are not the logger's
     tracemalloc.start()

@@ -667,7 +667,7 @@ def fold_journals(dataset_dir: str) -> list[str]:
           _journal.write_header(jfd, base_shard, name, fsync=True)  # a rerun continues after what is stored
         finally:
           os.close(jfd)
-        offset = 0
+        offset = index_offset = 0
         with open(path, 'rb') as jf:
           for entry_offset, _, _ in entries:
             try:
@@ -676,9 +676,16 @@ def fold_journals(dataset_dir: str) -> list[str]:
               damage = f'entry at offset {entry_offset}: {e}'
               break
             data = codec.encode(episode)
-            _write_all(fd, _tfrecord.frame(data))
-            _write_all(index_fd, f'[{offset}, {len(data)}, {episode.num_steps}]\n'.encode())
+            line = f'[{offset}, {len(data)}, {episode.num_steps}]\n'.encode()
+            try:
+              _write_all(fd, _tfrecord.frame(data))
+              _write_all(index_fd, line)
+            except OSError:
+              os.ftruncate(fd, offset)  # no torn frame: the shard ends at its last whole episode
+              os.ftruncate(index_fd, index_offset)
+              raise
             offset += _tfrecord.framed_size(len(data))
+            index_offset += len(line)
             stored += 1
         os.fsync(fd)
         os.fsync(index_fd)

@@ -1,0 +1,165 @@
+"""The journal (the default writer): a killed writer's finished episodes are
+read back exactly from it, stored once by `recover`, and never duplicated."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+
+from conftest import Recorder, assert_step_equal, metadata_equal
+
+import envlogger
+from envlogger.backends import tfds as tfds_backend
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'children'))
+import journal_child as child  # noqa: E402
+
+CHILD = child.__file__
+DATASET = ('envlogger', '1.0.0')
+
+
+def _run_child(data_dir, seed: int, episodes: int, flush_after: int = -1) -> list[int]:
+  out = subprocess.run(
+    [sys.executable, CHILD, str(data_dir), str(seed), str(episodes), str(flush_after)],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert out.returncode == -9, out.stderr  # it killed itself
+  return [int(line.split()[1]) for line in out.stdout.splitlines() if line.startswith('finished')]
+
+
+def _truth(seed: int, episodes: int):
+  env = child.make_env(seed)
+  rec = Recorder(env, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+  child.drive(rec, seed, episodes)
+  return rec.truth
+
+
+def _assert_log(data_dir, truth, problems=()) -> envlogger.Reader:
+  with envlogger.Reader(data_dir) as r:
+    assert r.problems == list(problems)
+    assert [len(e) for e in r.episodes] == [len(e) for e in truth.episodes]
+    for actual, expected in zip(r.steps, truth.steps):
+      assert_step_equal(actual, expected, r)
+    for ep, meta, cut in zip(r.episodes, truth.metadata, truth.cut_short):
+      metadata_equal(ep.metadata, meta)
+      assert ep.cut_short == cut
+    ids = [e.episode_id for e in r.episodes]
+    assert len(set(ids)) == len(ids)
+    return r
+
+
+def _recover(data_dir, limit: int | None = None) -> subprocess.CompletedProcess:
+  def set_limit():
+    if limit is not None:
+      resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+  return subprocess.run(
+    [sys.executable, '-m', 'envlogger', 'recover', str(data_dir)],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    preexec_fn=set_limit,
+  )
+
+
+def _journals(data_dir) -> list:
+  return sorted(data_dir.joinpath(*DATASET, 'envlogger_journal').glob('*.journal'))
+
+
+def test_killed_writer_is_read_from_its_journal_then_recovered(tmp_path):
+  data_dir = tmp_path / 'log'
+  assert _run_child(data_dir, seed=3, episodes=12) == list(range(12))
+  assert _journals(data_dir)  # the episodes the background writer had not stored yet
+  truth = _truth(3, 12)
+  _assert_log(data_dir, truth)  # at once, without recovery
+  rec = _recover(data_dir)
+  assert rec.returncode == 0, rec.stderr
+  assert 'stored' in rec.stdout and 'deleted' in rec.stdout
+  assert not _journals(data_dir)
+  _assert_log(data_dir, truth)
+  again = _recover(data_dir)
+  assert again.returncode == 0 and 'stored' not in again.stdout and 'moved' not in again.stdout
+
+
+def test_episodes_both_in_a_shard_and_in_the_journal_are_read_once(tmp_path):
+  # After a flush the first 7 episodes are in a shard, and still in the
+  # journal file (deleted only once its last episode is stored): the 5 after
+  # them are only in the journal.
+  data_dir = tmp_path / 'log'
+  assert _run_child(data_dir, seed=5, episodes=12, flush_after=6) == list(range(12))
+  shards = list(data_dir.joinpath(*DATASET).glob('envlogger-train.tfrecord-*'))
+  assert shards and all(s.stat().st_size for s in shards)
+  truth = _truth(5, 12)
+  _assert_log(data_dir, truth)
+  assert _recover(data_dir).returncode == 0
+  _assert_log(data_dir, truth)
+
+
+def test_recover_cut_short_by_a_full_disk_resumes_without_duplicates(tmp_path):
+  data_dir = tmp_path / 'log'
+  _run_child(data_dir, seed=8, episodes=15)
+  truth = _truth(8, 15)
+  # RLIMIT_FSIZE stops the first recovery after a few episodes are stored.
+  first = _recover(data_dir, limit=3000)
+  assert first.returncode != 0
+  assert _journals(data_dir)
+  _assert_log(data_dir, truth)
+  second = _recover(data_dir)
+  assert second.returncode == 0, second.stderr
+  assert not _journals(data_dir)
+  _assert_log(data_dir, truth)
+
+
+def test_torn_journal_tail_is_skipped_reported_and_kept(tmp_path):
+  _run_child(tmp_path / 'killed', seed=11, episodes=6)
+  truth = _truth(11, 6)
+  for part in (truth.episodes, truth.metadata, truth.cut_short):
+    part.pop()  # the last entry loses its end
+  for cut in (1, 7, 40):
+    data_dir = tmp_path / f'cut{cut}'
+    shutil.copytree(tmp_path / 'killed', data_dir)
+    (journal,) = _journals(data_dir)
+    size = journal.stat().st_size
+    os.truncate(journal, size - cut)
+    with envlogger.Reader(data_dir) as r:
+      assert len(r.problems) == 1 and journal.name in r.problems[0]
+      assert 'not whole journal entries' in r.problems[0]
+    report = tfds_backend.recover(str(data_dir))
+    kept = data_dir.joinpath(*DATASET, 'envlogger_recovered', journal.name)
+    assert any('moved to' in line for line in report)
+    assert kept.exists() and kept.stat().st_size == size - cut  # moved aside, not deleted
+    _assert_log(data_dir, truth)
+
+
+def test_a_live_writers_journal_is_left_to_it(tmp_path):
+  data_dir = tmp_path / 'log'
+  env = child.make_env(2)
+  logger = envlogger.EnvLogger(
+    env, data_directory=str(data_dir), step_fn=child.step_fn, episode_fn=child.episode_fn
+  )
+  rec = Recorder(logger, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+  child.drive(rec, 2, 4)
+  assert _journals(data_dir)
+  out = _recover(data_dir)  # beside the live writer: stores nothing of its journal
+  assert out.returncode == 0 and 'stored' not in out.stdout, out.stdout
+  assert _journals(data_dir)
+  rec.close()
+  assert not _journals(data_dir)  # every episode is in a shard: the journal is gone
+  _assert_log(data_dir, rec.truth)
+
+
+def test_appending_after_a_crash_stores_the_dead_writers_journal(tmp_path):
+  data_dir = tmp_path / 'log'
+  _run_child(data_dir, seed=4, episodes=5)
+  truth = _truth(4, 5)
+  env = child.make_env(4)
+  with envlogger.EnvLogger(
+    env, data_directory=str(data_dir), step_fn=child.step_fn, episode_fn=child.episode_fn
+  ):
+    assert not _journals(data_dir)  # stored in a shard when the new writer opened the log
+  _assert_log(data_dir, truth)
