@@ -322,7 +322,11 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
     one(f'step() p50, {kind}', float(np.percentile(us[kind], 50)), 'us')
     one(f'step() p99, {kind}', float(np.percentile(us[kind], 99)), 'us')
   ep = {k: float(np.median(np.concatenate(v))) / 1e3 / make_env.EPISODE_LENGTH for k, v in ep_sums.items()}
-  for kind, label in (('logged', 'default'), ('in-step', 'async_writes=False'), ('no journal', 'journal=False')):
+  for kind, label in (
+    ('logged', 'default'),
+    ('in-step', 'async_writes=False'),
+    ('no journal', 'journal=False'),
+  ):
     one(f'{label}: step() returning LAST, p50', float(np.median(np.concatenate(last_lat[kind]))) / 1e3, 'us')
     one(f'{label}: steady-state overhead (median episode)', ep[kind] - ep['bare'], 'us/step')
   one('default: steady-state logged / bare (median episode)', ep['logged'] / ep['bare'], 'x')

@@ -99,9 +99,10 @@ class EnvLogger(dm_env.Environment):
   unchanged and forwards other attribute access to it.
 
   Durability: each episode is on disk before the `step()` that ends it
-  returns, so a process killed at any moment loses no finished episode (the
+  returns (journaled raw; a background thread encodes it into the TFDS
+  shards), so a process killed at any moment loses no finished episode (the
   log reads at once with `Reader`; `envlogger recover DIR` readies it for
-  `tfds.load`). `close()` (or the `with` block's end) writes the episode in
+  `tfds.load`). See docs/durability.md for the write modes. `close()` (or the `with` block's end) writes the episode in
   flight, marked `cut_short`, and publishes the TFDS metadata; loggers still
   open when the interpreter exits are closed then.
 
@@ -128,7 +129,8 @@ class EnvLogger(dm_env.Environment):
       `BackendWriter` instance, or a factory called with `data_directory`,
       `scheduler` and `**backend_kwargs`.
     **backend_kwargs: options of the backend (for TFDS: `dataset_name`,
-      `version`, `split_name`, `max_episodes_per_file`, `flush_scheduler`).
+      `version`, `split_name`, `max_episodes_per_file`, `flush_scheduler`,
+      `async_writes`, `journal`, `fsync`, ...: see `TFDSBackendWriter`).
 
   Raises:
     MetadataError: `metadata` cannot be stored.

@@ -47,14 +47,16 @@ class BackendWriter(abc.ABC):
       recorded so far are written as an episode marked `cut_short`, and the
       rest of that episode is not recorded (recording resumes at the next
       reset).
-    async_writes: False (default) writes each finished episode before the
-      step that finished it returns, so a process killed at any moment loses
-      no finished episode, and a write error is raised by that step. True
-      encodes and writes in a background thread instead, so the env loop does
-      not wait (faster when a core is free for it; see docs/durability.md); errors then
-      surface at the next `record_step`, and episodes are handed over in
-      batches of up to 64 episodes or 8 MiB of raw data (and on
-      `flush()`/`close()`): that much finished data is in memory only, and
+    async_writes: False (this class's default) writes each finished episode
+      before the step that finished it returns, so a process killed at any
+      moment loses no finished episode, and a write error is raised by that
+      step. True encodes and writes in a background thread instead, so the
+      env loop does not wait; errors then surface at the next `record_step`
+      (the episode in flight ends, cut short, at the step before), and
+      episodes are handed over in batches of up to 64 episodes or 8 MiB of
+      raw data (or a second old; and on `flush()`/`close()`): unless the
+      backend journals them (the TFDS backend's default, see
+      `TFDSBackendWriter`), that much finished data is in memory only, and
       lost if the process dies.
     max_queued_batches: batches that may wait for the background writer
       before `record_step` blocks (back-pressure bounds memory).

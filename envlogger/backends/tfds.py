@@ -13,12 +13,15 @@ Layout of `data_directory` (the dataset is `<dataset_name>/<version>/`, so
     envlogger_index/<shard>.jsonl                     per shard: one line
                                                       [offset, length, steps]
                                                       per episode
+    envlogger_journal/<run_id>.<n>.journal            finished episodes, raw,
+                                                      until they are in a shard
 
 Records are written with TFRecord framing (length and CRC32C checksums) by
-this package, without TensorFlow. Each finished episode is one `write` of a
-whole frame, then one index line, before the step that finished it returns
-(by default), so a process killed at any moment loses no finished episode; a
-shard's index can always be rebuilt from its frames. TFDS metadata is
+this package, without TensorFlow. By default the step that finishes an
+episode journals it raw (`_journal`), and a background thread encodes it and
+appends it to the shard (one `write` of a whole frame, then one index line),
+so a process killed at any moment loses no finished episode; a shard's index
+can always be rebuilt from its frames. TFDS metadata is
 published at the first episode, when a shard is rotated, on close(), on the
 flush policy (`flush_every_episodes`, `flush_every_seconds`,
 `flush_scheduler`) and by `envlogger recover`.
