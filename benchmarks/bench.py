@@ -292,12 +292,18 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
     wall, cpu = per_step(f)
     add(name, wall, unit, scale, cpu)
 
-  # Hot path: each step() call timed alone, in the three write modes:
-  # 'logged' is the default (the step that ends an episode journals its raw
-  # columns; a background thread encodes them into the shards), 'in-step'
-  # encodes and writes in that step (async_writes=False), 'no journal' keeps
-  # finished episodes in memory for the background thread (journal=False).
-  modes = {'logged': {}, 'in-step': {'async_writes': False}, 'no journal': {'journal': False}}
+  # Hot path: each step() call timed alone, in each write mode: 'logged' is
+  # the default (async_writes=None: journal and background writer for steps
+  # up to 4 KiB raw, else in the step); 'journal' forces the journal and the
+  # background writer (async_writes=True); 'in-step' encodes and writes in the
+  # step that ends an episode (async_writes=False); 'no journal' keeps finished
+  # episodes in memory for the background writer (journal=False).
+  modes = {
+    'logged': {},
+    'journal': {'async_writes': True},
+    'in-step': {'async_writes': False},
+    'no journal': {'async_writes': True, 'journal': False},
+  }
   lat: dict[str, list[np.ndarray]] = {k: [] for k in ['bare', *modes]}
   last_lat: dict[str, list[np.ndarray]] = {k: [] for k in modes}
   ep_sums: dict[str, list[np.ndarray]] = {k: [] for k in ['bare', *modes]}
@@ -322,11 +328,13 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
     one(f'step() p50, {kind}', float(np.percentile(us[kind], 50)), 'us')
     one(f'step() p99, {kind}', float(np.percentile(us[kind], 99)), 'us')
   ep = {k: float(np.median(np.concatenate(v))) / 1e3 / make_env.EPISODE_LENGTH for k, v in ep_sums.items()}
-  for kind, label in (
-    ('logged', 'default'),
-    ('in-step', 'async_writes=False'),
-    ('no journal', 'journal=False'),
-  ):
+  labels = {
+    'logged': 'default',
+    'journal': 'async_writes=True',
+    'in-step': 'async_writes=False',
+    'no journal': 'async_writes=True, journal=False',
+  }
+  for kind, label in labels.items():
     one(f'{label}: step() returning LAST, p50', float(np.median(np.concatenate(last_lat[kind]))) / 1e3, 'us')
     one(f'{label}: steady-state overhead (median episode)', ep[kind] - ep['bare'], 'us/step')
   one('default: steady-state logged / bare (median episode)', ep['logged'] / ep['bare'], 'x')
@@ -335,8 +343,12 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   # tracemalloc counts numpy's buffers too. Beside it, the raw size of one
   # episode: in-step writing holds one episode in flight; the background
   # writer adds the batch being filled and the queued batches (8 MiB each at most).
+  # (The default is one of the two: see the rows above.)
   mem_calls = min(len(actions), 8 * make_env.EPISODE_LENGTH)
-  for kind, kwargs in (('default', {}), ('async_writes=False', {'async_writes': False})):
+  for kind, kwargs in (
+    ('async_writes=True', {'async_writes': True}),
+    ('async_writes=False', {'async_writes': False}),
+  ):
     d = os.path.join(work, f'{w}_mem_{kind}')
     env = make_env()  # before tracing: the env's own precomputed frames are not the logger's
     tracemalloc.start()

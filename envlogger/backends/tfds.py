@@ -56,6 +56,7 @@ DEFAULT_DATASET_NAME = 'envlogger'
 DEFAULT_VERSION = '1.0.0'
 DEFAULT_SPLIT = 'train'
 FILE_FORMATS = ('tfrecord',)
+AUTO_ASYNC_MAX_STEP_BYTES = 4096  # async_writes=None: the background writer up to this raw step size
 _NAME_RE = re.compile(r'^[a-z][a-z0-9_]*$')
 
 
@@ -93,10 +94,17 @@ class TFDSBackendWriter(base.BackendWriter):
       survives the death of the process but not of the machine.
     description: text stored in dataset_info.json.
     max_episode_bytes, max_queued_batches: see `BackendWriter`.
-    async_writes: True (default) encodes and writes episodes into the shards
-      in a background thread, so the env loop does not wait for encoding;
-      write errors are raised by the next step. False does it in the step
-      that finishes each episode.
+    async_writes: True encodes and writes episodes into the shards in a
+      background thread, so the env loop does not wait for encoding; write
+      errors are raised by the next step. False does it in the step that
+      finishes each episode. None (default) chooses by the raw size of a step
+      (observation, action, reward and discount, from the specs): True up to
+      `AUTO_ASYNC_MAX_STEP_BYTES` (4 KiB), False above. Both are crash-safe;
+      the choice is for speed: a journal write copies the raw episode into
+      new page-cache pages, which costs more than compressing it on large
+      observations (84x84x3 frames, 200-step episodes, on a 2-core VM: 5.6 ms
+      to journal an episode against 2.8 ms to encode and write it in the
+      step; 10x5 boards: 32 against 83 us).
     journal: with `async_writes`, the step that finishes an episode first
       writes its raw columns to a journal file (`envlogger_journal/`, a few
       microseconds), so a process killed at any moment loses no finished
@@ -123,16 +131,17 @@ class TFDSBackendWriter(base.BackendWriter):
     fsync: bool = False,
     description: str | None = None,
     max_episode_bytes: int = base.DEFAULT_MAX_EPISODE_BYTES,
-    async_writes: bool = True,
+    async_writes: bool | None = None,
     journal: bool = True,
     max_queued_batches: int = 2,
   ):
     super().__init__(
       scheduler=scheduler,
       max_episode_bytes=max_episode_bytes,
-      async_writes=async_writes,
+      async_writes=bool(async_writes),
       max_queued_batches=max_queued_batches,
     )
+    self._async_choice = async_writes  # None: chosen from the specs, in init_log
     if not data_directory:
       raise ValueError('data_directory is required for the TFDS backend.')
     if not _NAME_RE.match(dataset_name):
@@ -171,7 +180,7 @@ class TFDSBackendWriter(base.BackendWriter):
     self._codec: _tfds_codec.Codec | None = None
     self._published = False
     self._created = _now()
-    self._use_journal = bool(journal) and bool(async_writes)
+    self._journal_wanted = bool(journal)
     self._journal: _journal.JournalWriter | None = None
     self._journal_stopped = False  # an episode failed to reach a shard: the rest stay in the journal
     self._entry: _journal.Entry | None = None  # the journaled episode being written
@@ -179,7 +188,13 @@ class TFDSBackendWriter(base.BackendWriter):
 
   # -- set-up -----------------------------------------------------------------
 
+  @property
+  def _use_journal(self) -> bool:
+    return self._journal_wanted and self._worker.asynchronous
+
   def _on_init(self) -> None:
+    if self._async_choice is None:
+      self._worker.asynchronous = sum(self._casters.step_nbytes) <= AUTO_ASYNC_MAX_STEP_BYTES
     os.makedirs(os.path.join(self.dataset_dir, RUNS_DIR), exist_ok=True)
     os.makedirs(os.path.join(self.dataset_dir, INDEX_DIR), exist_ok=True)
     log_path = os.path.join(self.dataset_dir, LOG_FILE)
