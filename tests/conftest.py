@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import select
 import subprocess
 import sys
 from typing import Any
@@ -157,6 +159,71 @@ def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
   return subprocess.run(
     [sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout, cwd=REPO
   )
+
+
+_SNIPPET_SERVER = r"""
+import contextlib, io, json, sys, traceback
+for line in sys.stdin:
+  out, err = io.StringIO(), ''
+  with contextlib.redirect_stdout(out):
+    try:
+      exec(compile(json.loads(line), '<snippet>', 'exec'), {'__name__': '__snippet__'})
+    except BaseException:
+      err = traceback.format_exc()
+  sys.__stdout__.write(json.dumps({'out': out.getvalue(), 'err': err}) + '\n')
+  sys.__stdout__.flush()
+"""
+
+
+class SharedInterpreter:
+  """One more Python process (same venv), shared by the tests of a session.
+
+  It imports neither envlogger nor tfds_builder, so what it runs shows what a
+  plain TFDS user gets; sharing it imports TensorFlow once per test session
+  (about 2 minutes on the 2-core CI machine) instead of once per check.
+  Each snippet runs with fresh globals; modules stay imported between them.
+  """
+
+  def __init__(self):
+    self._proc: subprocess.Popen | None = None
+
+  def run(self, code: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs `code`; returncode 0 and its printed output, or 1 and the traceback in stderr."""
+    if self._proc is None or self._proc.poll() is not None:
+      self._proc = subprocess.Popen(
+        [sys.executable, '-u', '-c', _SNIPPET_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+      )
+    self._proc.stdin.write(json.dumps(code) + '\n')
+    self._proc.stdin.flush()
+    ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+    if not ready:
+      self.close()
+      raise TimeoutError(f'the shared interpreter did not answer within {timeout} s')
+    line = self._proc.stdout.readline()
+    if not line:
+      self.close()
+      return subprocess.CompletedProcess(code, 1, '', 'the shared interpreter died')
+    reply = json.loads(line)
+    return subprocess.CompletedProcess(code, 1 if reply['err'] else 0, reply['out'], reply['err'])
+
+  def close(self) -> None:
+    if self._proc is not None:
+      self._proc.kill()
+      self._proc.wait()
+      self._proc = None
+
+
+@pytest.fixture(scope='session')
+def shared_python():
+  """A `SharedInterpreter` for checks that need TensorFlow without envlogger."""
+  interp = SharedInterpreter()
+  yield interp
+  interp.close()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import log_catch_actor, run_python, steps_by_episode
+from conftest import log_catch_actor, steps_by_episode
 
 import envlogger
 from envlogger.testing import catch_env
@@ -22,8 +22,8 @@ def _expected_steps(sources) -> dict[str, dict]:
   return steps_by_episode(sources, _KEYS, episode_keys=('ret',))
 
 
-def _load_in_fresh_process(data_dir, name, split):
-  """What tfds.load gives, from a process that imports neither envlogger nor tfds_builder."""
+def _load_in_fresh_process(shared_python, data_dir, name, split):
+  """What tfds.load gives, in a process that imports neither envlogger nor tfds_builder."""
   code = f"""
 import json, sys
 import tensorflow as tf
@@ -39,12 +39,12 @@ for ep in tfds.load({name!r}, data_dir={str(data_dir)!r}, split={split!r}):
 assert 'envlogger' not in sys.modules and 'tfds_builder' not in sys.modules
 print(json.dumps(out))
 """
-  proc = run_python(code)
+  proc = shared_python.run(code)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_build_from_several_runs_by_fraction(tmp_path):
+def test_build_from_several_runs_by_fraction(tmp_path, shared_python):
   sources = [tmp_path / 'logs' / f'actor{k}' for k in range(3)]
   for k, d in enumerate(sources):
     log_catch_actor(d, seed=k)
@@ -56,8 +56,8 @@ def test_build_from_several_runs_by_fraction(tmp_path):
   )
   out = tfds_builder.build(config, str(tmp_path / 'out'))
   expected = _expected_steps(sources)
-  train = _load_in_fresh_process(tmp_path / 'out', 'catch_actors', 'train')
-  test = _load_in_fresh_process(tmp_path / 'out', 'catch_actors', 'test')
+  train = _load_in_fresh_process(shared_python, tmp_path / 'out', 'catch_actors', 'train')
+  test = _load_in_fresh_process(shared_python, tmp_path / 'out', 'catch_actors', 'test')
   assert not set(train) & set(test)
   assert {**train, **test} == expected  # every step of every episode, once
   assert (len(train), len(test)) == (27, 9)  # 36 episodes cut at exactly 0.75 / 0.25
@@ -165,7 +165,7 @@ def test_images_as_png_and_shards_in_episodes(tmp_path):
     np.testing.assert_array_equal(frames, expected[ep['episode_id'].decode()])  # PNG is lossless
 
 
-def test_build_with_apache_beam_direct_runner(tmp_path):
+def test_build_with_apache_beam_direct_runner(tmp_path, shared_python):
   beam = pytest.importorskip('apache_beam', reason='the beam extra is not installed')
   sources = [tmp_path / 'logs' / f'actor{k}' for k in range(2)]
   for k, d in enumerate(sources):
@@ -177,8 +177,8 @@ def test_build_with_apache_beam_direct_runner(tmp_path):
     flags=['--runner=DirectRunner', '--direct_num_workers=1']
   )
   tfds_builder.build(config, str(tmp_path / 'out'), beam_options=options)
-  train = _load_in_fresh_process(tmp_path / 'out', 'catch_beam', 'train')
-  test = _load_in_fresh_process(tmp_path / 'out', 'catch_beam', 'test')
+  train = _load_in_fresh_process(shared_python, tmp_path / 'out', 'catch_beam', 'train')
+  test = _load_in_fresh_process(shared_python, tmp_path / 'out', 'catch_beam', 'test')
   assert {**train, **test} == _expected_steps(sources) and len(train) + len(test) == 12
 
 

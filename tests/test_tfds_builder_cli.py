@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, log_catch_actor, run_python, steps_by_episode
+from conftest import REPO, log_catch_actor, steps_by_episode
 
 pytestmark = pytest.mark.slow
 tfds_builder = pytest.importorskip('tfds_builder', reason='tfds_builder ships with this repository')
@@ -22,7 +22,7 @@ def _expected_steps(sources) -> dict[str, dict]:
   return steps_by_episode(sources, ('observation', 'action', 'reward', 'discount', 'row', 'is_terminal'))
 
 
-def _load_splits_in_fresh_process(data_dir, name: str, splits) -> dict[str, dict]:
+def _load_splits_in_fresh_process(shared_python, data_dir, name: str, splits) -> dict[str, dict]:
   """Split -> episode id -> steps, from `tfds.load` in a process without envlogger or tfds_builder."""
   code = f"""
 import json, sys
@@ -38,7 +38,7 @@ for split in {list(splits)!r}:
 assert 'envlogger' not in sys.modules and 'tfds_builder' not in sys.modules
 print(json.dumps(out))
 """
-  proc = run_python(code)
+  proc = shared_python.run(code)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -94,7 +94,7 @@ def test_config_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
   assert proc.stderr.strip().splitlines()[-1].startswith(f'tfds_builder: cannot read config {missing}')
 
 
-def test_tfds_build_of_a_generated_module(tmp_path, capsys):
+def test_tfds_build_of_a_generated_module(tmp_path, capsys, shared_python):
   """`tfds build OUT/<name> --data_dir D` builds what `build(config, D)` does; tfds.load reads it."""
   sources = [tmp_path / 'logs' / f'actor{k}' for k in range(2)]
   for k, d in enumerate(sources):
@@ -119,15 +119,11 @@ def test_tfds_build_of_a_generated_module(tmp_path, capsys):
   assert sorted(os.listdir(module_dir)) == ['__init__.py', 'catch_cli_dataset_builder.py']
 
   data_dir = tmp_path / 'data'
-  proc = subprocess.run(
-    [sys.executable, '-m', 'tensorflow_datasets.scripts.cli.main', 'build', str(module_dir)]
-    + ['--data_dir', str(data_dir)],
-    capture_output=True,
-    text=True,
-    cwd=tmp_path,
-    timeout=900,
-  )
-  assert proc.returncode == 0, proc.stderr[-4000:]
+  # TFDS's own command line, run in this process (a process of its own would
+  # import TensorFlow, Beam and mlcroissant again: minutes on the CI machine).
+  from tensorflow_datasets.scripts.cli import main as tfds_cli  # noqa: PLC0415
+
+  tfds_cli.main(tfds_cli._parse_flags(['tfds', 'build', str(module_dir), '--data_dir', str(data_dir)]))
 
   config = tfds_builder.BuildConfig.from_file(config_path)
   opened, _ = tfds_builder.builder.open_sources(config)
@@ -137,7 +133,7 @@ def test_tfds_build_of_a_generated_module(tmp_path, capsys):
   }
   for src in opened:
     src.close()
-  got = _load_splits_in_fresh_process(data_dir, 'catch_cli', ['train', 'test'])
+  got = _load_splits_in_fresh_process(shared_python, data_dir, 'catch_cli', ['train', 'test'])
   assert {split: set(eps) for split, eps in got.items()} == want_splits  # the splits build() makes
   assert {**got['train'], **got['test']} == _expected_steps(sources)  # every step of every episode, once
   info = json.loads((data_dir / 'catch_cli' / '1.2.0' / 'dataset_info.json').read_text())

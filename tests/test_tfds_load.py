@@ -37,7 +37,7 @@ def _write_nested(directory: str) -> envlogger.Reader:
   return envlogger.Reader(directory)
 
 
-def test_tfds_load_reads_every_value(tmp_path):
+def test_tfds_load_reads_every_value(tmp_path, shared_python):
   d = str(tmp_path / 'logs')
   r = _write_nested(d)
   expected = []
@@ -87,7 +87,7 @@ for how in ('load', 'builder'):
 assert 'envlogger' not in sys.modules
 print('OK', len(expected))
 """
-  proc = run_python(code)
+  proc = shared_python.run(code)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'OK 3' in proc.stdout
 
@@ -129,7 +129,7 @@ def test_reader_tf_dataset_view(tmp_path):
       np.testing.assert_array_equal(rewards, ep.as_rlds()['steps']['reward'])
 
 
-def test_tfds_load_after_a_crash_and_concurrent_writers(tmp_path):
+def test_tfds_load_after_a_crash_and_concurrent_writers(tmp_path, shared_python):
   """Writers killed or still racing each other: after `envlogger recover`,
   tfds.load sees exactly the episodes the Reader sees."""
   import os  # noqa: PLC0415
@@ -163,7 +163,7 @@ ds = tfds.builder_from_directory({d + '/envlogger/1.0.0'!r}).as_dataset(split='t
 got = sorted((ep['episode_id'].numpy().decode(), int(ep['steps'].cardinality())) for ep in ds)
 print(json.dumps(got))
 """
-  proc = run_python(code)
+  proc = shared_python.run(code)
   assert proc.returncode == 0, proc.stderr[-3000:]
   got = [tuple(x) for x in json.loads(proc.stdout.strip().splitlines()[-1])]
   assert got == expected
