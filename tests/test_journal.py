@@ -120,19 +120,26 @@ def test_torn_journal_tail_is_skipped_reported_and_kept(tmp_path):
   truth = _truth(11, 6)
   for part in (truth.episodes, truth.metadata, truth.cut_short):
     part.pop()  # the last entry loses its end
-  for cut in (1, 7, 40):
-    data_dir = tmp_path / f'cut{cut}'
+  for cut, how in ((1, 'truncated'), (7, 'zeroed'), (40, 'truncated'), (40, 'zeroed')):
+    data_dir = tmp_path / f'{how}{cut}'
     shutil.copytree(tmp_path / 'killed', data_dir)
     (journal,) = _journals(data_dir)
+    # Journal files are allocated ahead: the entries, then zeros.
+    end = len(journal.read_bytes().rstrip(b'\0'))
+    if how == 'truncated':
+      os.truncate(journal, end - cut)
+    else:  # what a kill during the copy into the mapped file leaves
+      with open(journal, 'r+b') as f:
+        f.seek(end - cut)
+        f.write(bytes(cut))
     size = journal.stat().st_size
-    os.truncate(journal, size - cut)
     with envlogger.Reader(data_dir) as r:
       assert len(r.problems) == 1 and journal.name in r.problems[0]
       assert 'not whole journal entries' in r.problems[0]
     report = tfds_backend.recover(str(data_dir))
     kept = data_dir.joinpath(*DATASET, 'envlogger_recovered', journal.name)
     assert any('moved to' in line for line in report)
-    assert kept.exists() and kept.stat().st_size == size - cut  # moved aside, not deleted
+    assert kept.exists() and kept.stat().st_size == size  # moved aside, not deleted
     _assert_log(data_dir, truth)
 
 

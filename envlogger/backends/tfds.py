@@ -675,7 +675,7 @@ def fold_journals(dataset_dir: str) -> list[str]:
   log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
   codec = _tfds_codec.Codec(_schema.Schema.from_json(log['schema']), log.get('encodings'))
   report = []
-  for path, entries, base_shard in dead_journals(dataset_dir, codec):
+  for path, entries, base_shard, whole in dead_journals(dataset_dir, codec):
     stored, damage = 0, None
     if entries:
       name, fd, index_fd = _create_shard(dataset_dir, log['dataset_name'], log['split'])
@@ -711,15 +711,14 @@ def fold_journals(dataset_dir: str) -> list[str]:
         os.close(fd)
         os.close(index_fd)
       report.append(f'{path}: stored {stored} episodes in {name}')
-    _, end, size = _journal.scan(path)
-    if damage is None and end == size:
+    if damage is None and whole:
       os.unlink(path)
       report.append(f'{path}: deleted (every episode in it is in a shard)')
     else:
       kept = os.path.join(dataset_dir, RECOVERED_DIR, os.path.basename(path))
       os.makedirs(os.path.dirname(kept), exist_ok=True)
       os.replace(path, kept)
-      why = damage or f'{size - end} bytes from offset {end} are not whole entries'
+      why = damage or 'its tail is not whole entries'
       report.append(f'{path}: moved to {kept} ({why})')
   return report
 
@@ -771,11 +770,12 @@ def _last_counter(dataset_dir: str, run_id: str, codec: _tfds_codec.Codec, shard
 
 def dead_journals(
   dataset_dir: str, codec: _tfds_codec.Codec, problems: list[str] | None = None
-) -> list[tuple[str, list[list[int]], str | None]]:
+) -> list[tuple[str, list[list[int]], str | None, bool]]:
   """The journal files no live writer holds, each with the entries no shard holds.
 
   Returns [(path, [[offset, length, steps], ...], shard holding the run's
-  newest stored episode or None)], oldest first within each run.
+  newest stored episode or None, True if the file has no torn or damaged
+  tail)], oldest first within each run.
   """
   out = []
   for path in _journal.journal_paths(dataset_dir):
@@ -795,7 +795,7 @@ def dead_journals(
         f'{path}: {size - end} bytes from offset {end} are not whole journal entries '
         '(a write cut short, or damage); skipped'
       )
-    out.append((path, entries, base_shard))
+    out.append((path, entries, base_shard, end == size))
   return out
 
 
@@ -846,7 +846,7 @@ class TFDSLogSource(source.LogSource):
     journals = []
     if os.path.isdir(os.path.join(dataset_dir, _journal.JOURNAL_DIR)):
       codec = _tfds_codec.Codec(schema, log.get('encodings'))
-      for path, entries, _ in dead_journals(dataset_dir, codec, problems):
+      for path, entries, *_ in dead_journals(dataset_dir, codec, problems):
         files.append(path)
         journals.append(len(files) - 1)
         rows += [(len(files) - 1, *entry) for entry in entries]
