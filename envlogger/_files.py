@@ -1,4 +1,4 @@
-"""Small file helpers: atomic publication of text and JSON files."""
+"""Small file helpers: atomic publication of text and JSON files; whole writes to descriptors."""
 
 from __future__ import annotations
 
@@ -30,3 +30,13 @@ def write_text_atomic(path: str, text: str) -> None:
 def read_json(path: str) -> Any:
   with open(path) as f:
     return json.load(f)
+
+
+def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+  """Writes all of `data` to `fd`: at its position, or at `offset` (`pwrite`)."""
+  view = memoryview(data)
+  while view:
+    n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+    view = view[n:]
+    if offset is not None:
+      offset += n

@@ -58,7 +58,7 @@ from typing import Any
 import google_crc32c
 import numpy as np
 
-from envlogger import _locks, _tfrecord, rlds
+from envlogger import _files, _locks, _tfrecord, rlds
 
 JOURNAL_DIR = 'envlogger_journal'
 HEADER_SIZE = 512
@@ -291,13 +291,6 @@ def _round_up(n: int, multiple: int) -> int:
   return -(-n // multiple) * multiple
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-  view = memoryview(data)
-  while view:
-    n = os.pwrite(fd, view, offset)
-    view, offset = view[n:], offset + n
-
-
 def _release(f: _File) -> None:
   if f.mm is not None:
     f.mm.close()
@@ -384,7 +377,7 @@ class JournalWriter:
           start = f.size - f.size % mmap.PAGESIZE
           f.mm.flush(start, f.size + len(framed) - start)
       else:
-        _pwrite_all(f.fd, framed, f.size)
+        _files.write_all(f.fd, framed, f.size)
         if self._fsync:
           os.fsync(f.fd)
     except OSError as e:

@@ -285,14 +285,12 @@ class TFDSBackendWriter(base.BackendWriter):
     if self._shard_fd is None or self._shard_count >= self._max_per_shard:
       self._rotate_shard()
     framed = _tfrecord.frame(data)
-    line = (
-      f'[{self._shard_offset}, {len(data)}, {episode.num_steps}]\n'.encode()
-    )  # JSON, as json.dumps writes it
+    line = _index_line(self._shard_offset, len(data), episode.num_steps)
     if self._entry is not None:
       self._journal.before_write(self._entry, self._prev_shard, self._shard_name)
     try:
-      _write_all(self._shard_fd, framed)
-      _write_all(self._index_fd, line)
+      _files.write_all(self._shard_fd, framed)
+      _files.write_all(self._index_fd, line)
       if self._fsync:
         os.fsync(self._shard_fd)
         os.fsync(self._index_fd)
@@ -412,11 +410,9 @@ def _create_shard(dataset_dir: str, name: str, split: str) -> tuple[str, int, in
   return fname, fd, index_fd
 
 
-def _write_all(fd: int, data: bytes) -> None:
-  view = memoryview(data)
-  while view:
-    n = os.write(fd, view)
-    view = view[n:]
+def _index_line(offset: int, length: int, steps: int) -> bytes:
+  """A shard index line: [offset, length, steps], as `json.dumps` writes it."""
+  return f'[{offset}, {length}, {steps}]\n'.encode()
 
 
 def _read_log_file(path: str) -> dict[str, Any]:
@@ -694,10 +690,10 @@ def fold_journals(dataset_dir: str) -> list[str]:
               damage = f'entry at offset {entry_offset}: {e}'
               break
             data = codec.encode(episode)
-            line = f'[{offset}, {len(data)}, {episode.num_steps}]\n'.encode()
+            line = _index_line(offset, len(data), episode.num_steps)
             try:
-              _write_all(fd, _tfrecord.frame(data))
-              _write_all(index_fd, line)
+              _files.write_all(fd, _tfrecord.frame(data))
+              _files.write_all(index_fd, line)
             except OSError:
               os.ftruncate(fd, offset)  # no torn frame: the shard ends at its last whole episode
               os.ftruncate(index_fd, index_offset)
