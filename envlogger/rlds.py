@@ -326,10 +326,7 @@ class EpisodeBuilder:
         put(z)
       self._awaiting_successor = False
     n = self.num_recorded
-    is_first, is_last, is_terminal = np.zeros((3, n), dtype=bool)
-    if n:
-      is_first[0] = is_last[-1] = True
-      is_terminal[-1] = not cut_short and self._terminal
+    is_first, is_last, is_terminal = flag_columns(n, not cut_short and self._terminal)
     return Episode(
       columns={name: [col.array() for col in cols] for name, cols in self._cols.items()},
       is_first=is_first,
@@ -342,6 +339,15 @@ class EpisodeBuilder:
       cut_short=cut_short,
       invalid=self.invalid,
     )
+
+
+def flag_columns(n: int, terminal: bool) -> np.ndarray:
+  """is_first, is_last, is_terminal of an n-step episode (one bool array, shape (3, n))."""
+  flags = np.zeros((3, n), dtype=bool)
+  if n:
+    flags[0, 0] = flags[1, -1] = True
+    flags[2, -1] = terminal
+  return flags
 
 
 def scalarize(x: Any) -> Any:

@@ -98,7 +98,7 @@ def _leaf_parts(cast, col: Any, out: list) -> None:
 def encode(episode: rlds.Episode, casters: rlds.Casters) -> bytes:
   """An episode's journal entry (the payload of its frame)."""
   n = episode.num_steps
-  counter = int(episode.episode_id.rsplit('/', 1)[-1])
+  counter = _counter(episode.episode_id)
   has_meta = episode.metadata is not None and casters.episode_metadata is not None
   flags = (
     (_CUT_SHORT if episode.cut_short else 0)
@@ -119,19 +119,28 @@ def encode(episode: rlds.Episode, casters: rlds.Casters) -> bytes:
   return b''.join(parts)
 
 
-def entry_info(data: bytes) -> tuple[int, int]:
-  """(counter, num_steps) of an entry, from its fixed part."""
+def _fixed(data: bytes) -> tuple[int, int, int, int, int]:
+  """(flags, num_steps, counter, id length, run id length) of an entry."""
   if len(data) < _ENTRY.size:
     raise JournalError('journal entry shorter than its header')
-  magic, _, n, counter, _, _ = _ENTRY.unpack_from(data)
+  magic, *fixed = _ENTRY.unpack_from(data)
   if magic != _ENTRY_MAGIC:
     raise JournalError('not a journal entry')
+  return tuple(fixed)
+
+
+def _counter(episode_id: str) -> int:
+  return int(episode_id.rsplit('/', 1)[-1])
+
+
+def entry_info(data: bytes) -> tuple[int, int]:
+  """(counter, num_steps) of an entry, from its fixed part."""
+  _, n, counter, _, _ = _fixed(data)
   return counter, n
 
 
 def entry_episode_id(data: bytes) -> str:
-  entry_info(data)
-  id_len = _ENTRY.unpack_from(data)[4]
+  id_len = _fixed(data)[3]
   return bytes(data[_ENTRY.size : _ENTRY.size + id_len]).decode('utf-8')
 
 
@@ -170,11 +179,7 @@ def decode(data: bytes, casters: rlds.Casters, rows: tuple[int, int] | None = No
   Raises:
     JournalError: the entry does not fit the schema.
   """
-  if len(data) < _ENTRY.size:
-    raise JournalError('journal entry shorter than its header')
-  magic, flags, n, _, id_len, run_len = _ENTRY.unpack_from(data)
-  if magic != _ENTRY_MAGIC:
-    raise JournalError('not a journal entry')
+  flags, n, _, id_len, run_len = _fixed(data)
   cur = _Cursor(data, _ENTRY.size)
   episode_id = bytes(cur.take(id_len)).decode('utf-8')
   run_id = bytes(cur.take(run_len)).decode('utf-8')
@@ -190,10 +195,7 @@ def decode(data: bytes, casters: rlds.Casters, rows: tuple[int, int] | None = No
     metadata = casters.episode_metadata.unflatten(leaves)
   if cur.pos != len(data):
     raise JournalError(f'journal entry has {len(data) - cur.pos} bytes more than its schema needs')
-  is_first, is_last, is_terminal = np.zeros((3, n), dtype=bool)
-  if n:
-    is_first[0] = is_last[-1] = True
-    is_terminal[-1] = bool(flags & _TERMINAL)
+  is_first, is_last, is_terminal = rlds.flag_columns(n, bool(flags & _TERMINAL))
   lo, hi = (0, n) if rows is None else rows
   if not 0 <= lo <= hi <= n:
     raise ValueError(f'rows {rows} out of range for an episode of {n} steps')
@@ -392,7 +394,7 @@ class JournalWriter:
         f'{f.path}: {e.strerror or e}. Episodes finished before it are intact.',
       ) from e
     f.size += len(framed)
-    counter = int(episode.episode_id.rsplit('/', 1)[-1])
+    counter = _counter(episode.episode_id)
     f.appended = counter
     entry = Entry(f, counter)
     if f.mm is None and f.size >= self._max_file_bytes:
