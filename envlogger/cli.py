@@ -4,7 +4,8 @@
   envlogger validate DIR             readable records and sound RLDS; exit 1 with a report
   envlogger recover DIR              make logs whole after writers died (idempotent)
   envlogger convert SRC DST          a log (e.g. DeepMind envlogger's Riegeli files) as an
-                                     RLDS/TFDS dataset of this package
+                                     RLDS/TFDS dataset of this package (--format array_record:
+                                     the compact format)
   envlogger merge SRC... DST         several logs into one dataset
   envlogger filter SRC DST ...       keep the episodes that pass (--drop-invalid, --keep EXPR, ...)
   envlogger delete SRC DST --episodes 3,7-9
@@ -71,6 +72,7 @@ def _copy(args: argparse.Namespace, sources: list[str], select=None) -> int:
     max_episodes_per_file=args.episodes_per_shard,
     progress=None if not args.quiet else False,
     verify=args.verify,
+    file_format=args.format,
   )
   for problem in result.problems:
     print(f'skipped: {problem}', file=sys.stderr)
@@ -160,14 +162,21 @@ def _show(args: argparse.Namespace) -> int:
   return 0
 
 
-def _writer_options(p: argparse.ArgumentParser, shard_default: int = 1000) -> None:
+def _writer_options(p: argparse.ArgumentParser) -> None:
   p.add_argument('--dataset-name', default='envlogger', help='TFDS dataset name of DST (default: envlogger)')
   p.add_argument('--split', default='train', help='split name (default: train)')
   p.add_argument(
     '--episodes-per-shard',
     type=int,
-    default=shard_default,
-    help=f'episodes per shard file (default: {shard_default})',
+    default=None,
+    help='episodes per shard file (default: 1000; 10000 with --format array_record)',
+  )
+  p.add_argument(
+    '--format',
+    default='tfrecord',
+    choices=('tfrecord', 'array_record'),
+    help='tfrecord (default: what the logger writes and tfds.load reads) or array_record (the compact '
+    'format: zstd across episodes, read by envlogger.Reader and TFDS as_data_source; DST must be new)',
   )
   p.add_argument(
     '--verify', action='store_true', help='skip (and list) damaged source episodes instead of stopping'

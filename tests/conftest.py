@@ -16,6 +16,7 @@ import tree
 from dm_env import specs
 
 import envlogger
+from envlogger.convert import convert
 from envlogger.step_data import StepData
 from envlogger.testing import catch_env
 
@@ -86,7 +87,9 @@ class Recorder:
 
 
 def make_logger(env, backend: str, tmp_path, **kwargs) -> envlogger.EnvLogger:
-  if backend == 'tfds':
+  """An EnvLogger on `backend`: 'tfds', 'in_memory', or 'compact' (written as 'tfds',
+  converted to the compact format by `open_reader`)."""
+  if backend in ('tfds', 'compact'):
     return envlogger.EnvLogger(env, data_directory=str(tmp_path / 'log'), **kwargs)
   return envlogger.EnvLogger(env, backend=backend, **kwargs)
 
@@ -94,6 +97,11 @@ def make_logger(env, backend: str, tmp_path, **kwargs) -> envlogger.EnvLogger:
 def open_reader(logger: envlogger.EnvLogger, backend: str, tmp_path) -> envlogger.Reader:
   if backend == 'tfds':
     return envlogger.Reader(data_directory=str(tmp_path / 'log'))
+  if backend == 'compact':
+    dst = tmp_path / 'compact'
+    if not dst.exists():
+      convert(str(tmp_path / 'log'), str(dst), file_format='array_record')
+    return envlogger.Reader(data_directory=str(dst))
   return envlogger.Reader(backend=logger.backend)
 
 

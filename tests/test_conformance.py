@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 import pytest
 import tree
-from conftest import Recorder, assert_step_equal, make_logger, metadata_equal, nest_equal, open_reader
+from conftest import (
+  BACKENDS,
+  Recorder,
+  assert_step_equal,
+  make_logger,
+  metadata_equal,
+  nest_equal,
+  open_reader,
+)
 from dm_env import specs
 
 import envlogger
@@ -157,6 +165,12 @@ def _drive(workload: Workload, backend: str, tmp_path):
 
 @pytest.fixture(params=WORKLOADS, ids=lambda w: w.name)
 def workload(request):
+  return request.param
+
+
+@pytest.fixture(params=(*BACKENDS, 'compact'))
+def backend(request):
+  """Every backend, and the compact format (the tfds log converted to ArrayRecord shards)."""
   return request.param
 
 

@@ -84,12 +84,18 @@ def features_json(schema: S.Schema, encodings: dict[str, str]) -> dict[str, Any]
 
 
 def dataset_info_json(
-  name: str, version: str, split: str, shard_lengths: list[int], num_bytes: int, description: str
+  name: str,
+  version: str,
+  split: str,
+  shard_lengths: list[int],
+  num_bytes: int,
+  description: str,
+  file_format: str = 'tfrecord',
 ) -> dict[str, Any]:
   """The content of dataset_info.json (TFDS's DatasetInfo proto as JSON)."""
   return {
     'description': description,
-    'fileFormat': 'tfrecord',
+    'fileFormat': file_format,
     'moduleName': 'envlogger',
     'name': name,
     'splits': [

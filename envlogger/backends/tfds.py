@@ -64,8 +64,17 @@ def _now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
-def shard_pattern(name: str, split: str) -> str:
-  return f'{name}-{split}.tfrecord-'
+def shard_pattern(name: str, split: str, file_format: str = 'tfrecord') -> str:
+  return f'{name}-{split}.{file_format}-'
+
+
+def _log_shard_pattern(log: dict[str, Any]) -> str:
+  return shard_pattern(log['dataset_name'], log['split'], _file_format(log))
+
+
+def _file_format(log: dict[str, Any]) -> str:
+  """'tfrecord' (the default, written while logging) or 'array_record' (the compact format)."""
+  return log.get('file_format', 'tfrecord')
 
 
 class TFDSBackendWriter(base.BackendWriter):
@@ -185,6 +194,7 @@ class TFDSBackendWriter(base.BackendWriter):
     self._journal_stopped = False  # an episode failed to reach a shard: the rest stay in the journal
     self._entry: _journal.Entry | None = None  # the journaled episode being written
     self._prev_shard: str | None = None
+    self._file_format = 'tfrecord'
 
   # -- set-up -----------------------------------------------------------------
 
@@ -234,7 +244,7 @@ class TFDSBackendWriter(base.BackendWriter):
         'dataset_name': self.dataset_name,
         'version': self.version,
         'split': self.split_name,
-        'file_format': 'tfrecord',
+        'file_format': self._file_format,
         'schema': self._schema.to_json(),
         'schema_fixed': fixed,
         'encodings': encodings or {},
@@ -349,10 +359,14 @@ class TFDSBackendWriter(base.BackendWriter):
           f'The data of this run does not match the log in {self.dataset_dir}: '
           f'stored schema {stored.to_json()} vs this run {self._schema.to_json()}.'
         )
-      self._codec = _tfds_codec.Codec(self._schema, existing.get('encodings'))
+      self._codec = self._new_codec(existing.get('encodings'))
     else:
-      self._codec = _tfds_codec.Codec(self._schema)
+      self._codec = self._new_codec(None)
       self._write_log_file(fixed=True, encodings=self._codec.encodings)
+
+  def _new_codec(self, encodings: dict[str, str] | None) -> _tfds_codec.Codec:
+    """The codec of the log (`encodings`: as stored; None: this writer's defaults)."""
+    return _tfds_codec.Codec(self._schema, encodings)
 
   def _rotate_shard(self) -> None:
     if self._shard_fd is not None and self._shard_count:
@@ -392,9 +406,11 @@ class TFDSBackendWriter(base.BackendWriter):
     self._published = True
 
 
-def _create_shard(dataset_dir: str, name: str, split: str) -> tuple[str, int, int]:
+def _create_shard(
+  dataset_dir: str, name: str, split: str, file_format: str = 'tfrecord'
+) -> tuple[str, int, int]:
   """A new shard after the last on disk, locked by this process: (file name, fd, index fd)."""
-  prefix = shard_pattern(name, split)
+  prefix = shard_pattern(name, split, file_format)
   index = max((i for _, i in _list_shards(dataset_dir, prefix)), default=-1) + 1
   while True:
     fname = f'{prefix}{index:05d}'
@@ -492,7 +508,7 @@ def publish_tfds_metadata(dataset_dir: str, description: str | None = None) -> N
   log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
   schema = _schema.Schema.from_json(log['schema'])
   name, split = log['dataset_name'], log['split']
-  shards = _shard_entries(dataset_dir, name, split)
+  shards = _shard_entries(dataset_dir, log)
   runs = _read_runs(dataset_dir)
   metadata = {
     'envlogger': {
@@ -511,6 +527,7 @@ def publish_tfds_metadata(dataset_dir: str, description: str | None = None) -> N
     shard_lengths=[len(entries) for _, _, entries in shards],
     num_bytes=sum(os.path.getsize(os.path.join(dataset_dir, f)) for f, _, _ in shards),
     description=description or 'Episodes recorded with envlogger (RLDS format).',
+    file_format=_file_format(log),
   )
   features = _tfds_metadata.features_json(schema, log.get('encodings') or {})
   _tfds_metadata.write(dataset_dir, features, info, metadata)
@@ -531,13 +548,22 @@ def _read_runs(dataset_dir: str, problems: list[str] | None = None) -> list[dict
   return sorted(runs, key=lambda r: (r.get('created', ''), r.get('run_id', '')))
 
 
-def _shard_entries(dataset_dir: str, name: str, split: str) -> list[tuple[str, int, list[list[int]]]]:
+def _shard_entries(dataset_dir: str, log: dict[str, Any]) -> list[tuple[str, int, list[list[int]]]]:
   """(file, shard index, [[offset, length, steps], ...]) for every shard on disk."""
   out = []
-  for fname, idx in _list_shards(dataset_dir, shard_pattern(name, split)):
-    entries, *_ = _read_shard(dataset_dir, fname)
-    out.append((fname, idx, entries))
+  for fname, idx in _list_shards(dataset_dir, _log_shard_pattern(log)):
+    out.append((fname, idx, _shard_records(dataset_dir, log, fname)))
   return out
+
+
+def _shard_records(dataset_dir: str, log: dict[str, Any], fname: str, problems: list[str] | None = None):
+  """A shard's [[offset or record number, length, steps], ...], in either file format."""
+  if _file_format(log) == 'tfrecord':
+    entries, *_ = _read_shard(dataset_dir, fname, problems)
+    return entries
+  from envlogger.backends import compact  # noqa: PLC0415 (it imports this module)
+
+  return compact.read_shard(dataset_dir, fname, problems)
 
 
 def _read_shard(
@@ -618,7 +644,9 @@ def repair_shards(dataset_dir: str, locked: bool = False) -> list[str]:
   log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
   report = []
   codec = None
-  for fname, _ in _list_shards(dataset_dir, shard_pattern(log['dataset_name'], log['split'])):
+  if _file_format(log) != 'tfrecord':
+    return report  # compact datasets are written whole: no writer left a shard unfinished
+  for fname, _ in _list_shards(dataset_dir, _log_shard_pattern(log)):
     path = os.path.join(dataset_dir, fname)
     if _locks.shard_in_use(path):
       continue  # a live writer's shard: it finishes it itself
@@ -738,7 +766,7 @@ def recover(data_directory: str) -> list[str]:
       lines = repair_shards(dataset_dir, locked=True)
       lines += fold_journals(dataset_dir)
       log = _read_log_file(os.path.join(dataset_dir, LOG_FILE))
-      shards = _shard_entries(dataset_dir, log['dataset_name'], log['split'])
+      shards = _shard_entries(dataset_dir, log)
       episodes = sum(len(entries) for _, _, entries in shards)
       if episodes:
         publish_tfds_metadata(dataset_dir)
@@ -820,6 +848,11 @@ class TFDSLogSource(source.LogSource):
     self.problems = list(_state['problems'])
     self._codec = _tfds_codec.Codec(self.schema, _state['log'].get('encodings'))
     self._files: dict[int, int] = {}  # shard -> file descriptor (read with os.pread)
+    self._compact = None  # compact.ShardReaders, for a log in the compact format
+    if _file_format(_state['log']) != 'tfrecord':
+      from envlogger.backends import compact  # noqa: PLC0415 (it imports this module)
+
+      self._compact = compact.ShardReaders()
     self._cache: OrderedDict[int, rlds.Episode] = OrderedDict()
     self._cache_size = cache_size
     self._lock = threading.Lock()
@@ -830,12 +863,12 @@ class TFDSLogSource(source.LogSource):
     log = _read_log_or_fallback(dataset_dir, problems)
     schema = _schema.Schema.from_json(log['schema'])
     files, rows = [], []
-    for fname, _ in _list_shards(dataset_dir, shard_pattern(log['dataset_name'], log['split'])):
+    for fname, _ in _list_shards(dataset_dir, _log_shard_pattern(log)):
       path = os.path.join(dataset_dir, fname)
       # A live writer's shard may end in a frame or index line being written:
       # not damage (it is read up to its last whole record, without a report).
       live = _locks.shard_in_use(path)
-      entries, *_ = _read_shard(dataset_dir, fname, None if live else problems)
+      entries = _shard_records(dataset_dir, log, fname, None if live else problems)
       files.append(path)
       rows += [(len(files) - 1, *entry) for entry in entries]
     # Episodes of writers that died, in their journals and not in shards yet.
@@ -898,10 +931,17 @@ class TFDSLogSource(source.LogSource):
 
   def _where(self, index: int) -> str:
     shard = int(self._state['shard'][index])
+    if self._compact is not None:
+      return f'{self._state["files"][shard]} record {int(self._state["offset"][index])}'
     return f'{self._state["files"][shard]} at offset {int(self._state["offset"][index])}'
 
   def _read_record(self, index: int) -> bytes:
     shard = int(self._state['shard'][index])
+    if self._compact is not None:
+      try:
+        return self._compact.read(self._state['files'][shard], int(self._state['offset'][index]))
+      except OSError as e:
+        raise self._damaged(index, e) from None
     fd = self._files.get(shard)
     if fd is None:
       with self._lock:  # two threads opening one shard would leak a descriptor
@@ -988,6 +1028,8 @@ class TFDSLogSource(source.LogSource):
     for fd in self._files.values():
       os.close(fd)
     self._files.clear()
+    if self._compact is not None:
+      self._compact.close()
     self._cache.clear()
 
 
