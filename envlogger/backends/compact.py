@@ -29,6 +29,7 @@ default format for it, or `Reader.as_tf_dataset()`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -80,7 +81,8 @@ def open_reader(path: str):
   except (RuntimeError, ValueError) as e:
     raise OSError(f'{path}: not a readable ArrayRecord file ({e})') from None
   if not reader.ok():
-    reader.close()
+    with contextlib.suppress(RuntimeError):  # closing reports the same damage again
+      reader.close()
     raise OSError(f'{path}: not a readable ArrayRecord file (cut short, damaged, or still being written)')
   return reader
 
