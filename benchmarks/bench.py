@@ -41,6 +41,7 @@ import envs
 import numpy as np
 
 import envlogger
+from envlogger.convert import convert
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,8 +376,11 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   return metrics, {'log_dir': log_dir, 'steps': calls, 'episodes': p.episodes}
 
 
-def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any]) -> list[Metric]:
-  """Reader: open, sequential and columnar passes, random step and episode reads."""
+def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any], prefix: str = '') -> list[Metric]:
+  """Reader: open, sequential and columnar passes, random step and episode reads.
+
+  `prefix` starts every row's name (e.g. 'compact: ' for the compact format).
+  """
   metrics: list[Metric] = []
 
   def open_close():
@@ -399,10 +403,10 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any]) -> li
   if (recorded, len(lengths)) != (info['steps'], info['episodes']):
     raise AssertionError(f'{w}: the log has {recorded} steps in {len(lengths)} episodes, expected {info}')
   opened = _repeat(open_close, p.repeats)
-  metrics.append(_summary(w, 'Reader open', opened.wall, 'ms', 1e3, opened.cpu))
+  metrics.append(_summary(w, prefix + 'Reader open', opened.wall, 'ms', 1e3, opened.cpu))
   for name, fn in (('Reader sequential, StepData', sequential), ('Reader columnar, as_rlds()', columnar)):
     t = _repeat(fn, p.repeats)
-    metrics.append(_summary(w, name, recorded / t.wall, 'steps/s', cpu_values=recorded / t.cpu))
+    metrics.append(_summary(w, prefix + name, recorded / t.wall, 'steps/s', cpu_values=recorded / t.cpu))
 
   # The same passes timed episode by episode: the median episode's rate is
   # what a machine without stalls would sustain (whole passes here include
@@ -422,10 +426,14 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any]) -> li
         per_ep['seq'].append(lengths[e] / (t1 - t0) * 1e9)
         per_ep['col'].append(lengths[e] / (t2 - t1) * 1e9)
   metrics.append(
-    Metric(w, 'Reader sequential, StepData (median episode)', float(np.median(per_ep['seq'])), 'steps/s')
+    Metric(
+      w, prefix + 'Reader sequential, StepData (median episode)', float(np.median(per_ep['seq'])), 'steps/s'
+    )
   )
   metrics.append(
-    Metric(w, 'Reader columnar, as_rlds() (median episode)', float(np.median(per_ep['col'])), 'steps/s')
+    Metric(
+      w, prefix + 'Reader columnar, as_rlds() (median episode)', float(np.median(per_ep['col'])), 'steps/s'
+    )
   )
 
   rng = np.random.RandomState(1)
@@ -438,14 +446,32 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any]) -> li
       t0 = clock()
       steps[i]
       lat.append(clock() - t0)
-    metrics.append(Metric(w, 'Reader random step, p50', float(np.median(lat)) / 1e3, 'us'))
+    metrics.append(Metric(w, prefix + 'Reader random step, p50', float(np.median(lat)) / 1e3, 'us'))
     lat = []
     for e, _ in _spread_reads(lengths, p.episode_samples, rng):
       t0 = clock()
       episodes[e]
       lat.append(clock() - t0)
-    metrics.append(Metric(w, 'Reader random episode, p50', float(np.median(lat)) / 1e3, 'us'))
+    metrics.append(Metric(w, prefix + 'Reader random episode, p50', float(np.median(lat)) / 1e3, 'us'))
   return metrics
+
+
+def measure_compact(w: str, p: Params, log_dir: str, info: dict[str, Any], work: str) -> list[Metric]:
+  """The compact format (ArrayRecord + zstd across episodes): converting the log, its size, reading it."""
+  dst = os.path.join(work, f'{w}_compact')
+  wall, cpu = _timed(lambda: convert(log_dir, dst, file_format='array_record', progress=False))
+  steps = info['steps']
+  metrics = [
+    Metric(
+      w,
+      'compact: convert the log (envlogger convert --format array_record)',
+      steps / wall,
+      'steps/s',
+      cpu=steps / cpu,
+    ),
+    Metric(w, 'compact: on disk (all files)', _dir_bytes(dst) / steps, 'bytes/step'),
+  ]
+  return metrics + measure_reading(w, p, dst, info, prefix='compact: ')
 
 
 LARGE_LOG_EPISODES = 10_000
@@ -464,7 +490,25 @@ def measure_open_large(work: str, repeats: int) -> list[Metric]:
     if len(r.episodes) != LARGE_LOG_EPISODES:
       raise AssertionError(f'the large log has {len(r.episodes)} episodes')
   opened = _repeat(lambda: envlogger.Reader(log_dir).close(), repeats)
-  return [_summary('catch', 'Reader open, 10k-episode log', opened.wall, 'ms', 1e3, opened.cpu)]
+  metrics = [_summary('catch', 'Reader open, 10k-episode log', opened.wall, 'ms', 1e3, opened.cpu)]
+  # Sizes on a log large enough that ArrayRecord's padding (each file is
+  # padded to 64 KiB blocks, 128 KiB at least) weighs little.
+  steps = LARGE_LOG_EPISODES * envs.CatchLike.EPISODE_LENGTH
+  compact = os.path.join(work, 'large_compact')
+  convert(log_dir, compact, file_format='array_record', progress=False)
+  metrics.append(
+    Metric('catch', 'on disk, 10k-episode log (all files)', _dir_bytes(log_dir) / steps, 'bytes/step')
+  )
+  metrics.append(
+    Metric(
+      'catch', 'compact: on disk, 10k-episode log (all files)', _dir_bytes(compact) / steps, 'bytes/step'
+    )
+  )
+  opened = _repeat(lambda: envlogger.Reader(compact).close(), repeats)
+  metrics.append(
+    _summary('catch', 'compact: Reader open, 10k-episode log', opened.wall, 'ms', 1e3, opened.cpu)
+  )
+  return metrics
 
 
 def _progress(msg: str) -> None:
@@ -492,6 +536,9 @@ def run_child(params: dict[str, Params], root: str | None) -> dict[str, Any]:
     for w, p in params.items():
       _progress(f'{w}: reading')
       metrics += measure_reading(w, p, log_dirs[w], infos[w])
+    for w, p in params.items():
+      _progress(f'{w}: compact format (convert, read)')
+      metrics += measure_compact(w, p, log_dirs[w], infos[w], work)
     if 'catch' in params:
       _progress(f'catch: opening a log of {LARGE_LOG_EPISODES} episodes')
       metrics += measure_open_large(work, params['catch'].repeats)

@@ -16,9 +16,9 @@ The layout is the default one with other shards and encodings:
 
   <dataset_name>-<split>.array_record-00000     one tf.train.Example (RLDS
                                                 episode) per record
-  envlogger_index/<shard>.jsonl                 [record, length, steps] per
-                                                episode, written once the
-                                                shard is closed
+  envlogger_index/<shard>.jsonl                 one line: the JSON list of the
+                                                records' step counts, written
+                                                once the shard is closed
 
 Readers: `envlogger.Reader` (random access, columnar `as_rlds()`), and TFDS's
 TF-free random access (`tfds.builder_from_directory(dir).as_data_source()`,
@@ -103,21 +103,17 @@ def read_shard(dataset_dir: str, fname: str, problems: list[str] | None = None) 
     count = reader.num_records()
   finally:
     reader.close()
-  rows: list[list[int]] = []
   index_path = os.path.join(dataset_dir, tfds.INDEX_DIR, f'{fname}.jsonl')
   try:
     with open(index_path, 'rb') as f:
-      for k, line in enumerate(f):
-        record, length, steps = (int(x) for x in json.loads(line))
-        if record != k or k >= count or length < 0 or steps < 1:
-          raise ValueError(f'line {k + 1} does not match the shard')
-        rows.append([record, length, steps])
-  except (OSError, ValueError, TypeError) as e:
+      steps = json.loads(f.read())
+    if not isinstance(steps, list) or len(steps) != count or not all(type(n) is int and n > 0 for n in steps):
+      raise ValueError(f'it does not list the {count} records of the shard')
+  except (OSError, ValueError) as e:
     if problems is not None:
       problems.append(f'{index_path}: unreadable ({e}); step counts taken from the records')
-    rows = []
-  rows += [[k, 0, -1] for k in range(len(rows), count)]
-  return rows
+    steps = [-1] * count
+  return [[k, 0, n] for k, n in enumerate(steps)]
 
 
 class ShardReaders:
@@ -165,7 +161,7 @@ class CompactWriter(tfds.TFDSBackendWriter):
     self._file_format = FILE_FORMAT
     self._zstd_level = int(zstd_level)
     self._writer = None
-    self._rows: list[list[int]] = []
+    self._steps: list[int] = []  # of the episodes in the open shard
     self._shard_raw = 0
 
   def _on_init(self) -> None:
@@ -184,12 +180,12 @@ class CompactWriter(tfds.TFDSBackendWriter):
     if self._codec is None:
       self._fix_schema()
     data = self._codec.encode(episode)
-    full = len(self._rows) >= self._max_per_shard or self._shard_raw >= MAX_SHARD_RAW_BYTES
+    full = len(self._steps) >= self._max_per_shard or self._shard_raw >= MAX_SHARD_RAW_BYTES
     if self._writer is None or full:
       self._close_shard()
       self._open_shard(len(data))
     self._writer.write(data)
-    self._rows.append([len(self._rows), len(data), episode.num_steps])
+    self._steps.append(episode.num_steps)
     self._shard_raw += len(data)
 
   def _open_shard(self, record_bytes: int) -> None:
@@ -203,15 +199,14 @@ class CompactWriter(tfds.TFDSBackendWriter):
     self._writer = _module().ArrayRecordWriter(path, writer_options(record_bytes, self._zstd_level))
     if not self._writer.ok():
       raise OSError(f'cannot write {path}')
-    self._rows, self._shard_raw = [], 0
+    self._steps, self._shard_raw = [], 0
 
   def _close_shard(self) -> None:
     writer, self._writer = self._writer, None
     try:
       if writer is not None:
         writer.close()  # writes the footer: from here on the shard is readable
-        lines = b''.join(tfds._index_line(*row) for row in self._rows)
-        _files.write_all(self._index_fd, lines)
+        _files.write_all(self._index_fd, json.dumps(self._steps).encode() + b'\n')
     finally:
       super()._close_shard()
 
