@@ -16,9 +16,11 @@ The layout is the default one with other shards and encodings:
 
   <dataset_name>-<split>.array_record-00000     one tf.train.Example (RLDS
                                                 episode) per record
-  envlogger_index/<shard>.jsonl                 one line: the JSON list of the
-                                                records' step counts, written
-                                                once the shard is closed
+  envlogger_index/<shard>.jsonl                 one line: the records' step
+                                                counts, run-length encoded as
+                                                a JSON list of [steps, count]
+                                                (written once the shard is
+                                                closed)
 
 Readers: `envlogger.Reader` (random access, columnar `as_rlds()`), and TFDS's
 TF-free random access (`tfds.builder_from_directory(dir).as_data_source()`,
@@ -44,8 +46,8 @@ FILE_FORMAT = 'array_record'
 # but 60x slower to write); larger groups compress a little better and make
 # a random read decompress more (the whole group is decompressed for one
 # episode). Measured in benchmarks/ (`compact` rows).
-ZSTD_LEVEL = 9
-GROUP_RAW_BYTES = 1 << 16
+ZSTD_LEVEL = 12
+GROUP_RAW_BYTES = 1 << 17
 MAX_GROUP_SIZE = 256
 # Shards: ArrayRecord pads each file to a multiple of 64 KiB (128 KiB at
 # least), so compact shards hold many episodes.
@@ -106,14 +108,35 @@ def read_shard(dataset_dir: str, fname: str, problems: list[str] | None = None) 
   index_path = os.path.join(dataset_dir, tfds.INDEX_DIR, f'{fname}.jsonl')
   try:
     with open(index_path, 'rb') as f:
-      steps = json.loads(f.read())
-    if not isinstance(steps, list) or len(steps) != count or not all(type(n) is int and n > 0 for n in steps):
-      raise ValueError(f'it does not list the {count} records of the shard')
+      steps = _run_length_decode(json.loads(f.read()), count)
   except (OSError, ValueError) as e:
     if problems is not None:
       problems.append(f'{index_path}: unreadable ({e}); step counts taken from the records')
     steps = [-1] * count
   return [[k, 0, n] for k, n in enumerate(steps)]
+
+
+def _run_length_encode(values: list[int]) -> list[list[int]]:
+  runs: list[list[int]] = []
+  for v in values:
+    if runs and runs[-1][0] == v:
+      runs[-1][1] += 1
+    else:
+      runs.append([v, 1])
+  return runs
+
+
+def _run_length_decode(runs: Any, records: int) -> list[int]:
+  """[[steps, count], ...] -> the step counts of `records` records; ValueError if it is not that."""
+  if not isinstance(runs, list):
+    raise ValueError('not a list of [steps, count]')
+  for run in runs:
+    if not (isinstance(run, list) and len(run) == 2 and all(type(x) is int and x > 0 for x in run)):
+      raise ValueError(f'{run!r} is not [steps, count]')
+  listed = sum(count for _, count in runs)
+  if listed != records:
+    raise ValueError(f'it lists {listed} records, the shard holds {records}')
+  return [steps for steps, count in runs for _ in range(count)]
 
 
 class ShardReaders:
@@ -206,7 +229,7 @@ class CompactWriter(tfds.TFDSBackendWriter):
     try:
       if writer is not None:
         writer.close()  # writes the footer: from here on the shard is readable
-        _files.write_all(self._index_fd, json.dumps(self._steps).encode() + b'\n')
+        _files.write_all(self._index_fd, json.dumps(_run_length_encode(self._steps)).encode() + b'\n')
     finally:
       super()._close_shard()
 
