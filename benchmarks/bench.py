@@ -481,11 +481,12 @@ def measure_open_large(work: str, repeats: int) -> list[Metric]:
   """Opening a log of 10k Catch-like episodes (index read, no decoding), imports excluded."""
   log_dir = os.path.join(work, 'large')
   env = envs.ENVS['catch']()
+  actions = iter(_make_actions(env, LARGE_LOG_EPISODES * envs.CatchLike.EPISODE_LENGTH))
   with envlogger.EnvLogger(env, data_directory=log_dir) as logger:
     for _ in range(LARGE_LOG_EPISODES):
       ts = logger.reset()
       while not ts.last():
-        ts = logger.step(1)
+        ts = logger.step(next(actions))
   with envlogger.Reader(log_dir) as r:
     if len(r.episodes) != LARGE_LOG_EPISODES:
       raise AssertionError(f'the large log has {len(r.episodes)} episodes')
