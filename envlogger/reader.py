@@ -317,6 +317,12 @@ class Reader:
 
     if not isinstance(self._source, tfds_backend.TFDSLogSource):
       raise TypeError('as_tf_dataset() needs a log written by the TFDS backend.')
+    if self._source.log_info.get('file_format', 'tfrecord') != 'tfrecord':
+      raise TypeError(
+        'as_tf_dataset() reads the default (tfrecord) format: TFDS has no tf.data reader for '
+        'ArrayRecord datasets. Use tfds.builder_from_directory(dir).as_data_source() for random '
+        'access, or `envlogger convert` this log into the default format.'
+      )
     import tensorflow_datasets as tfds  # noqa: PLC0415
 
     builder = tfds.builder_from_directory(self._source.dataset_dir)

@@ -106,6 +106,12 @@ def test_command_line_convert_info_and_validate(catch_log, tmp_path):
     assert len(r.episodes) == 600 and r.problems == []
 
 
+def test_as_tf_dataset_explains_it_reads_the_default_format(catch_log, tmp_path):
+  convert(catch_log, tmp_path / 'c', file_format='array_record')
+  with envlogger.Reader(tmp_path / 'c') as r, pytest.raises(TypeError, match='as_data_source'):
+    r.as_tf_dataset()
+
+
 def test_unknown_format_is_refused_before_writing(catch_log, tmp_path):
   with pytest.raises(ValueError, match='file_format must be one of'):
     convert(catch_log, tmp_path / 'c', file_format='parquet')

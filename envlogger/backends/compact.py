@@ -25,8 +25,8 @@ The layout is the default one with other shards and encodings:
 Readers: `envlogger.Reader` (random access, columnar `as_rlds()`), and TFDS's
 TF-free random access (`tfds.builder_from_directory(dir).as_data_source()`,
 `tfds.data_source`). `tfds.load`'s `tf.data` path does not read ArrayRecord
-datasets (TFDS raises NotImplementedError for `as_dataset()`); use the
-default format for it, or `Reader.as_tf_dataset()`.
+datasets (TFDS raises NotImplementedError for `as_dataset()`), nor does
+`Reader.as_tf_dataset()`; the default format is the one for `tf.data`.
 """
 
 from __future__ import annotations
