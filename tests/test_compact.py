@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 
@@ -110,6 +112,33 @@ def test_as_tf_dataset_explains_it_reads_the_default_format(catch_log, tmp_path)
   convert(catch_log, tmp_path / 'c', file_format='array_record')
   with envlogger.Reader(tmp_path / 'c') as r, pytest.raises(TypeError, match='as_data_source'):
     r.as_tf_dataset()
+
+
+def test_a_full_disk_is_one_line_and_the_source_is_intact(catch_log, tmp_path):
+  def limit_file_size():  # in the child: files stop at 100 kB (EFBIG, SIGXFSZ ignored)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+  out = subprocess.run(
+    [
+      sys.executable,
+      '-m',
+      'envlogger',
+      'convert',
+      str(catch_log),
+      str(tmp_path / 'c'),
+      '--format',
+      'array_record',
+    ],
+    capture_output=True,
+    text=True,
+    preexec_fn=limit_file_size,
+  )
+  assert out.returncode == 2, out.stderr
+  assert 'File too large' in out.stderr and 'source is intact' in out.stderr
+  assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+  with envlogger.Reader(catch_log) as r:
+    assert len(r.episodes) == 600 and r.problems == []
 
 
 def test_unknown_format_is_refused_before_writing(catch_log, tmp_path):

@@ -41,11 +41,13 @@ from envlogger import _files
 from envlogger.backends import _tfds_codec, tfds
 
 FILE_FORMAT = 'array_record'
-# zstd level 9 on groups of about 64 KiB of raw episodes: on 10-step Catch
-# episodes, level 3 gave 7.9 B/step, 6 gave 5.6, 9 gave 5.2 (level 19: 3.9,
-# but 60x slower to write); larger groups compress a little better and make
-# a random read decompress more (the whole group is decompressed for one
-# episode). Measured in benchmarks/ (`compact` rows).
+# zstd level 12 on groups of about 128 KiB of serialized episodes. On 10k
+# Catch-like episodes (random actions, all files): level 9 on 64 KiB groups
+# gave 7.2 B/step, level 12 on 128 KiB 5.3. On 200k steps of the same
+# records, 64-episode groups: level 3 7.9, 9 5.2, 12 4.9, 19 3.9 B/step,
+# level 19 writing about 40x slower than 12. Larger groups compress better
+# and make a random read decompress more (a whole group for one episode).
+# Figures: benchmarks/ (`compact` rows) and docs/format.md.
 ZSTD_LEVEL = 12
 GROUP_RAW_BYTES = 1 << 17
 MAX_GROUP_SIZE = 256
@@ -207,7 +209,10 @@ class CompactWriter(tfds.TFDSBackendWriter):
     if self._writer is None or full:
       self._close_shard()
       self._open_shard(len(data))
-    self._writer.write(data)
+    try:
+      self._writer.write(data)
+    except RuntimeError as e:
+      raise OSError(f'cannot write {os.path.join(self.dataset_dir, self._shard_name)}: {e}') from None
     self._steps.append(episode.num_steps)
     self._shard_raw += len(data)
 
@@ -228,7 +233,13 @@ class CompactWriter(tfds.TFDSBackendWriter):
     writer, self._writer = self._writer, None
     try:
       if writer is not None:
-        writer.close()  # writes the footer: from here on the shard is readable
+        try:
+          writer.close()  # writes the footer: from here on the shard is readable
+        except RuntimeError as e:  # a full disk, say: ArrayRecord reports write errors here
+          raise OSError(
+            f'cannot write {os.path.join(self.dataset_dir, self._shard_name)}: {e}. The source is intact; '
+            'delete the destination and convert again.'
+          ) from None
         _files.write_all(self._index_fd, json.dumps(_run_length_encode(self._steps)).encode() + b'\n')
     finally:
       super()._close_shard()
