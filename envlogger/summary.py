@@ -30,9 +30,15 @@ def info(data_directory: str | os.PathLike) -> dict[str, Any]:
     src = r._source
     lengths = r.episode_lengths()
     fmt = src.log_info.get('format')
+    if fmt == 'riegeli':
+      fmt = 'DeepMind envlogger (Riegeli)'
+    elif src.log_info.get('file_format') == 'array_record':
+      fmt = 'envlogger RLDS/TFDS, compact (ArrayRecord + zstd)'
+    else:
+      fmt = 'envlogger RLDS/TFDS'
     out: dict[str, Any] = {
       'directory': os.fspath(data_directory),
-      'format': 'DeepMind envlogger (Riegeli)' if fmt == 'riegeli' else 'envlogger RLDS/TFDS',
+      'format': fmt,
       'dataset': getattr(src, 'dataset_dir', os.fspath(data_directory)),
       'episodes': len(lengths),
       'steps': int(lengths.sum()),

@@ -95,7 +95,8 @@ def test_command_line_convert_info_and_validate(catch_log, tmp_path):
   assert 'convert: wrote 600 episodes (6000 steps)' in out.stdout
   info = _cli('info', tmp_path / 'c', '--json')
   assert info.returncode == 0, info.stderr
-  assert json.loads(info.stdout)['episodes'] == 600
+  summary = json.loads(info.stdout)
+  assert summary['episodes'] == 600 and 'compact' in summary['format']
   valid = _cli('validate', tmp_path / 'c')
   assert valid.returncode == 0, valid.stdout + valid.stderr
   # Compact datasets are written whole: a second conversion into it is refused, in one line.
