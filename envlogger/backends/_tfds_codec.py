@@ -222,17 +222,20 @@ class Codec:
     lo, hi = (0, n) if rows is None else rows
     if not 0 <= lo <= hi <= n:
       raise ValueError(f'rows {rows} out of range for an episode of {n} steps')
-    columns = {}
-    for field, leaves in self.step_leaves.items():
-      columns[field] = [_decode_column(leaf, feats, n, lo, hi) for leaf in leaves]
-    has_custom = None
-    if self.schema.custom_data_spec is not None:
-      has_custom = _flags(feats, _HAS_CUSTOM_DATA)[lo:hi]
+    columns = {
+      field: [_decode_column(leaf, feats, n, lo, hi) for leaf in leaves]
+      for field, leaves in self.step_leaves.items()
+    }
+    is_last, is_terminal = _flags(feats, _IS_LAST), _flags(feats, _IS_TERMINAL)
+    has_custom = None if self.schema.custom_data_spec is None else _flags(feats, _HAS_CUSTOM_DATA)
+    if rows is not None:  # a window: its rows of the flags (whole episodes skip the slicing)
+      is_first, is_last, is_terminal = is_first[lo:hi], is_last[lo:hi], is_terminal[lo:hi]
+      has_custom = None if has_custom is None else has_custom[lo:hi]
     return rlds.Episode(
       columns=columns,
-      is_first=is_first[lo:hi],
-      is_last=_flags(feats, _IS_LAST)[lo:hi],
-      is_terminal=_flags(feats, _IS_TERMINAL)[lo:hi],
+      is_first=is_first,
+      is_last=is_last,
+      is_terminal=is_terminal,
       has_custom_data=has_custom,
       metadata=self._decode_metadata(feats),
       episode_id=_string(feats, S.EPISODE_ID),
