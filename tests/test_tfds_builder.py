@@ -95,6 +95,28 @@ def test_build_by_run_and_array_record_random_access(tmp_path):
     assert [int(steps[k]['action']) for k in range(len(steps))] == expected[eid]['action']
 
 
+def test_compact_logs_are_sources(tmp_path):
+  """A log in the compact format (`envlogger convert --format array_record`) builds like any other."""
+  from envlogger.convert import convert  # noqa: PLC0415
+
+  log_catch_actor(tmp_path / 'log', seed=4, episodes=6)
+  convert(tmp_path / 'log', tmp_path / 'compact', file_format='array_record')
+  config = tfds_builder.BuildConfig(name='from_compact', sources=[str(tmp_path / 'compact')])
+  out = tfds_builder.build(config, str(tmp_path / 'out'), file_format='array_record')
+  import tensorflow_datasets as tfds  # noqa: PLC0415
+
+  source = tfds.builder_from_directory(out).as_data_source(split='train')
+  expected = _expected_steps([tmp_path / 'compact'])
+  assert len(source) == len(expected) == 6
+  for i in range(len(source)):
+    ep = source[i]
+    want = expected[ep['episode_id'].decode()]
+    steps = ep['steps']
+    np.testing.assert_array_equal([steps[k]['observation'] for k in range(len(steps))], want['observation'])
+    assert [int(steps[k]['action']) for k in range(len(steps))] == want['action']
+    assert float(ep['ret']) == want['ret']
+
+
 def test_clear_errors_for_bad_sources(tmp_path):
   BuildConfig, SourceError = tfds_builder.BuildConfig, tfds_builder.SourceError
   with pytest.raises(ValueError, match='sources is empty'):
