@@ -89,7 +89,7 @@ else
   rm -rf "$RLDS_VENV"
   "$BASE_PY" -m venv "$RLDS_VENV" >>"$PIP_LOG" 2>&1
   STAGE="rlds venv: pip install"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$RLDS_VENV/bin/python" -m pip install --no-input "${PINS[@]}" \
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$RLDS_VENV/bin/python" -m pip install --no-input --no-compile "${PINS[@]}" \
     >>"$PIP_LOG" 2>&1
   STAGE="rlds venv: pip check"
   "$RLDS_VENV/bin/python" -m pip check >>"$PIP_LOG" 2>&1 || echo "rlds lane: note: pip check reports conflicts (see $PIP_LOG)"
