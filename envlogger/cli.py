@@ -171,10 +171,12 @@ def _writer_options(p: argparse.ArgumentParser) -> None:
     default=None,
     help='episodes per shard file (default: 1000; 10000 with --format array_record)',
   )
+  from envlogger.convert import FILE_FORMATS  # noqa: PLC0415
+
   p.add_argument(
     '--format',
     default='tfrecord',
-    choices=('tfrecord', 'array_record'),
+    choices=FILE_FORMATS,
     help='tfrecord (default: what the logger writes and tfds.load reads) or array_record (the compact '
     'format: zstd across episodes, read by envlogger.Reader and TFDS as_data_source; DST must be new)',
   )

@@ -317,7 +317,7 @@ class Reader:
 
     if not isinstance(self._source, tfds_backend.TFDSLogSource):
       raise TypeError('as_tf_dataset() needs a log written by the TFDS backend.')
-    if self._source.log_info.get('file_format', 'tfrecord') != 'tfrecord':
+    if self._source.file_format != 'tfrecord':
       raise TypeError(
         'as_tf_dataset() reads the default (tfrecord) format: TFDS has no tf.data reader for '
         'ArrayRecord datasets. Use tfds.builder_from_directory(dir).as_data_source() for random '

@@ -32,7 +32,7 @@ def info(data_directory: str | os.PathLike) -> dict[str, Any]:
     fmt = src.log_info.get('format')
     if fmt == 'riegeli':
       fmt = 'DeepMind envlogger (Riegeli)'
-    elif src.log_info.get('file_format') == 'array_record':
+    elif getattr(src, 'file_format', None) == 'array_record':
       fmt = 'envlogger RLDS/TFDS, compact (ArrayRecord + zstd)'
     else:
       fmt = 'envlogger RLDS/TFDS'

@@ -849,7 +849,7 @@ class TFDSLogSource(source.LogSource):
     self._codec = _tfds_codec.Codec(self.schema, _state['log'].get('encodings'))
     self._files: dict[int, int] = {}  # shard -> file descriptor (read with os.pread)
     self._compact = None  # compact.ShardReaders, for a log in the compact format
-    if _file_format(_state['log']) != 'tfrecord':
+    if self.file_format != 'tfrecord':
       from envlogger.backends import compact  # noqa: PLC0415 (it imports this module)
 
       self._compact = compact.ShardReaders()
@@ -922,6 +922,11 @@ class TFDSLogSource(source.LogSource):
   @property
   def log_info(self) -> dict[str, Any]:
     return self._state['log']
+
+  @property
+  def file_format(self) -> str:
+    """'tfrecord' (the default) or 'array_record' (the compact format)."""
+    return _file_format(self._state['log'])
 
   def num_episodes(self) -> int:
     return len(self._state['offset'])
