@@ -126,23 +126,8 @@ class Episode(Sequence):
     The arrays are the caller's (fresh copies): modifying them changes nothing
     the Reader returns later.
     """
-    ep, c = self._ep, self._casters
-    steps = {
-      _schema.OBSERVATION: c.observation.unflatten(ep.columns['observation']),
-      _schema.ACTION: c.action.unflatten(ep.columns['action']),
-      _schema.REWARD: c.reward.unflatten(ep.columns['reward']),
-      _schema.DISCOUNT: c.discount.unflatten(ep.columns['discount']),
-      _schema.IS_FIRST: ep.is_first,
-      _schema.IS_LAST: ep.is_last,
-      _schema.IS_TERMINAL: ep.is_terminal,
-    }
-    if ep.has_custom_data is not None:
-      custom = c.custom_data.unflatten(ep.columns['custom_data'])
-      if c.schema.custom_data_layout == _schema.FIELDS:
-        steps.update(custom)
-      else:
-        steps[_schema.CUSTOM_DATA] = custom
-      steps[_schema.HAS_CUSTOM_DATA] = ep.has_custom_data
+    ep = self._ep
+    steps = _rlds_steps(ep, self._casters)
     sl = slice(self._indexes.start, self._indexes.stop, self._indexes.step)
     steps = _slice_nest(steps, sl)
     return {
@@ -156,6 +141,27 @@ class Episode(Sequence):
 
   def __repr__(self) -> str:
     return f'<Episode {self.episode_id!r}: {len(self)} steps>'
+
+
+def _rlds_steps(ep: rlds.Episode | rlds.EpisodeBatch, c: rlds.Casters) -> dict[str, Any]:
+  """The RLDS step fields of decoded columns: {field: array nest with a leading step axis}."""
+  steps = {
+    _schema.OBSERVATION: c.observation.unflatten(ep.columns['observation']),
+    _schema.ACTION: c.action.unflatten(ep.columns['action']),
+    _schema.REWARD: c.reward.unflatten(ep.columns['reward']),
+    _schema.DISCOUNT: c.discount.unflatten(ep.columns['discount']),
+    _schema.IS_FIRST: ep.is_first,
+    _schema.IS_LAST: ep.is_last,
+    _schema.IS_TERMINAL: ep.is_terminal,
+  }
+  if ep.has_custom_data is not None:
+    custom = c.custom_data.unflatten(ep.columns['custom_data'])
+    if c.schema.custom_data_layout == _schema.FIELDS:
+      steps.update(custom)
+    else:
+      steps[_schema.CUSTOM_DATA] = custom
+    steps[_schema.HAS_CUSTOM_DATA] = ep.has_custom_data
+  return steps
 
 
 def _slice_nest(nest, sl):
@@ -277,6 +283,62 @@ class Reader:
   def runs(self) -> list[dict[str, Any]]:
     """One record per logger that wrote to this log: run_id, created, metadata."""
     return self._source.runs()
+
+  def as_columns(self, episodes: slice | Sequence[int] | np.ndarray | None = None) -> dict[str, Any]:
+    """Many episodes at once, their steps concatenated: the fast columnar read.
+
+    `r.as_columns()['steps']` holds what `np.concatenate` of every episode's
+    `as_rlds()['steps']` would, field by field, without building an episode
+    object per episode. Logs in the compact format whose episodes share a
+    layout decode in groups (numpy over many records at once: several
+    million steps per second on small observations); other logs decode
+    episode by episode.
+
+    Args:
+      episodes: which episodes, in the order given: None for all, a slice, or
+        a sequence or array of indexes (negative ones count from the end;
+        repeats allowed).
+
+    Returns:
+      {'steps': {field: array nest of shape (total_steps, ...)}, as in
+      `Episode.as_rlds()`; 'episode_lengths': int64 array (num_episodes,),
+      episode i's steps are rows `starts[i]:starts[i] + lengths[i]` with
+      `starts` the running sum of the lengths; 'episode_id', 'run_id':
+      lists of str; 'cut_short', 'invalid': bool arrays (num_episodes,);
+      'episode_metadata': list (None where there is none)}. The arrays are
+      fresh (the caller's). Everything asked for is decoded into memory at
+      once: read a large log in slices of episodes.
+
+    Raises:
+      IndexError: an index is out of range.
+      DamagedEpisodeError: an episode cannot be read back.
+    """
+    n = len(self._lengths)
+    if episodes is None:
+      idx = np.arange(n, dtype=np.int64)
+    elif isinstance(episodes, slice):
+      idx = np.arange(n, dtype=np.int64)[episodes]
+    else:
+      if isinstance(episodes, (str, bytes)) or np.ndim(episodes) != 1:
+        raise TypeError(f'episodes takes None, a slice or a sequence of indexes, not {episodes!r}')
+      idx = np.asarray(episodes)
+      if idx.size and idx.dtype.kind not in 'iu':
+        raise TypeError(f'episode indexes must be integers, not {idx.dtype}')
+      idx = idx.astype(np.int64)
+      bad = (idx < -n) | (idx >= n)
+      if bad.any():
+        raise IndexError(f'episodes {idx[bad][:5].tolist()} out of range: the log has {n}')
+      idx = np.where(idx < 0, idx + n, idx)
+    batch = self._source.read_batch(idx)
+    return {
+      _schema.STEPS: _rlds_steps(batch, self._source.casters),
+      'episode_lengths': batch.lengths,
+      _schema.EPISODE_ID: batch.episode_id,
+      _schema.RUN_ID: batch.run_id,
+      _schema.CUT_SHORT: batch.cut_short,
+      _schema.INVALID: batch.invalid,
+      _schema.EPISODE_METADATA: batch.metadata,
+    }
 
   def episode_lengths(self) -> np.ndarray:
     """Number of recorded steps of every episode (no decoding)."""

@@ -82,6 +82,79 @@ class Episode:
     return len(self.is_first)
 
 
+@dataclasses.dataclass
+class EpisodeBatch:
+  """Many RLDS episodes in columnar form, their steps concatenated in order.
+
+  Attributes:
+    columns: field name -> list of leaf arrays, each of shape (total_steps, ...)
+      (as in `Episode.columns`; episode i's steps are rows
+      `starts[i]:starts[i] + lengths[i]` with `starts` the running sum of
+      `lengths`).
+    is_first, is_last, is_terminal: bool arrays of shape (total_steps,).
+    has_custom_data: bool array (total_steps,), or None without custom data.
+    lengths: int64 array (num_episodes,): the steps of each episode.
+    metadata: list (num_episodes,) of episode metadata (None where there is none).
+    episode_id, run_id: lists (num_episodes,) of str.
+    cut_short, invalid: bool arrays (num_episodes,).
+  """
+
+  columns: dict[str, list[np.ndarray]]
+  is_first: np.ndarray
+  is_last: np.ndarray
+  is_terminal: np.ndarray
+  has_custom_data: np.ndarray | None
+  lengths: np.ndarray
+  metadata: list[Any]
+  episode_id: list[str]
+  run_id: list[str]
+  cut_short: np.ndarray
+  invalid: np.ndarray
+
+
+def concat_episodes(episodes: Sequence[Episode], casters: Casters) -> EpisodeBatch:
+  """The episodes as one `EpisodeBatch` (fresh arrays: the episodes may be cached ones)."""
+  columns: dict[str, list[np.ndarray]] = {}
+  for field in ('observation', 'action', 'reward', 'discount', 'custom_data'):
+    caster = casters.field(field)
+    if caster is None:
+      continue
+    columns[field] = [
+      np.concatenate([_leaf_column(ep, field, i, caster) for ep in episodes])
+      if episodes
+      else caster.stack(i, [])
+      for i in range(len(caster.casts))
+    ]
+
+  def flags(name: str) -> np.ndarray:
+    if not episodes:
+      return np.zeros(0, dtype=bool)
+    cols = [getattr(ep, name) for ep in episodes]
+    cols = [np.zeros(ep.num_steps, bool) if c is None else c for ep, c in zip(episodes, cols)]
+    return np.concatenate(cols).astype(bool, copy=False)
+
+  return EpisodeBatch(
+    columns=columns,
+    is_first=flags('is_first'),
+    is_last=flags('is_last'),
+    is_terminal=flags('is_terminal'),
+    has_custom_data=flags('has_custom_data') if casters.custom_data is not None else None,
+    lengths=np.array([ep.num_steps for ep in episodes], dtype=np.int64),
+    metadata=[ep.metadata for ep in episodes],
+    episode_id=[ep.episode_id for ep in episodes],
+    run_id=[ep.run_id for ep in episodes],
+    cut_short=np.array([ep.cut_short for ep in episodes], dtype=bool),
+    invalid=np.array([ep.invalid for ep in episodes], dtype=bool),
+  )
+
+
+def _leaf_column(episode: Episode, field: str, i: int, caster: specs_lib.LeafCaster) -> np.ndarray:
+  cols = episode.columns.get(field)
+  if cols is None:  # custom data of an episode finished before its spec was known: none recorded
+    return caster.stack(i, [caster.zeros()[i]] * episode.num_steps)
+  return cols[i]
+
+
 class Casters:
   """Leaf casters for every field of a schema (built once per writer)."""
 

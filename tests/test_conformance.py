@@ -306,3 +306,50 @@ def test_in_memory_and_tfds_agree(workload, tmp_path):
     assert len(a.steps) == len(b.steps) == len(truth.steps)
     for x, y in zip(a.steps, b.steps):
       assert_step_equal(x, y, a)
+
+
+def _concat_rlds(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+  return tree.map_structure(lambda *cols: np.concatenate(cols), *[e['steps'] for e in episodes])
+
+
+def _assert_nest_identical(got, want) -> None:
+  tree.assert_same_structure(got, want)
+  for g, w in zip(tree.flatten(got), tree.flatten(want)):
+    assert g.dtype == w.dtype and g.shape == w.shape
+    np.testing.assert_array_equal(g, w)
+
+
+def test_as_columns(workload, backend, tmp_path):
+  """Reader.as_columns() holds what the episodes' as_rlds() hold, concatenated, for any selection."""
+  logger, truth = _drive(workload, backend, tmp_path)
+  with open_reader(logger, backend, tmp_path) as r:
+    n = len(r.episodes)
+    everything = [r.episodes[i].as_rlds() for i in range(n)]
+    for selection in (None, slice(1, None, 2), [n - 1, 0, 0, -2], np.arange(n)[::-1]):
+      idx = np.arange(n) if selection is None else np.arange(n)[selection]
+      want = [everything[i] for i in idx]
+      got = r.as_columns(selection)
+      _assert_nest_identical(got['steps'], _concat_rlds(want))
+      assert got['episode_lengths'].tolist() == [len(e['steps']['is_first']) for e in want]
+      for key in ('episode_id', 'run_id'):
+        assert got[key] == [e[key] for e in want]
+      for key in ('cut_short', 'invalid'):
+        np.testing.assert_array_equal(got[key], [e[key] for e in want])
+      for g, w in zip(got['episode_metadata'], [e['episode_metadata'] for e in want], strict=True):
+        metadata_equal(g, w)
+    # No episode: every field, empty, with the dtypes and shapes of a step.
+    empty = r.as_columns([])
+    assert empty['episode_lengths'].shape == (0,) and empty['episode_id'] == []
+    tree.assert_same_structure(empty['steps'], everything[0]['steps'])
+    for g, w in zip(tree.flatten(empty['steps']), tree.flatten(everything[0]['steps'])):
+      assert g.shape == (0, *w.shape[1:]) and g.dtype == w.dtype
+    # The arrays are the caller's: writing into them changes nothing read later.
+    for leaf in tree.flatten(r.as_columns()['steps']):
+      if leaf.size and leaf.dtype != object:
+        leaf[...] = 1 if leaf.dtype == bool else 99
+    _assert_nest_identical(r.as_columns()['steps'], _concat_rlds(everything))
+    for bad in ([n], [-n - 1]):
+      with pytest.raises(IndexError, match='out of range'):
+        r.as_columns(bad)
+    with pytest.raises(TypeError):
+      r.as_columns([0.5])

@@ -149,14 +149,23 @@ class ShardReaders:
     self._lock = threading.Lock()
 
   def read(self, path: str, record: int) -> bytes:
+    return self.read_many(path, [record])[0]
+
+  def read_many(self, path: str, records: list[int]) -> list[bytes]:
+    """Records `records` of one shard, in one call (ArrayRecord reads each group once).
+
+    Raises:
+      OSError: the shard cannot be opened, or a record cannot be read.
+    """
     with self._lock:  # one reader per shard, shared by the threads of a Reader
       reader = self._readers.get(path)
       if reader is None:
         reader = self._readers[path] = open_reader(path)
       try:
-        return reader.read([record])[0]
+        return reader.read(records)
       except (RuntimeError, IndexError, ValueError) as e:
-        raise OSError(f'record {record} cannot be read ({e})') from None
+        which = f'record {records[0]}' if len(records) == 1 else f'one of records {records[0]}..{records[-1]}'
+        raise OSError(f'{which} cannot be read ({e})') from None
 
   def close(self) -> None:
     with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,12 @@ class LogSource(abc.ABC):
   @abc.abstractmethod
   def read_episode(self, index: int) -> rlds.Episode:
     """Decodes episode `index` (0 <= index < num_episodes)."""
+
+  def read_batch(self, indices: Sequence[int]) -> rlds.EpisodeBatch:
+    """Episodes `indices` (each 0 <= i < num_episodes; any order, repeats allowed)
+    as one batch, in that order. Sources that can decode many records at once
+    override this."""
+    return rlds.concat_episodes([self.read_episode(int(i)) for i in indices], self.casters)
 
   def read_step(self, index: int, k: int) -> tuple[rlds.Episode, int]:
     """What `rlds.to_step_data` needs for step k (0 <= k < length) of episode `index`.

@@ -40,14 +40,14 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from envlogger import _files, _jsonable, _locks, _schema, _tfrecord, _version, rlds
 from envlogger import specs as specs_lib
-from envlogger.backends import _journal, _tfds_codec, _tfds_metadata, base, source
+from envlogger.backends import _batch_decode, _journal, _tfds_codec, _tfds_metadata, base, source
 
 LOG_FILE = 'envlogger_log.json'
 RUNS_DIR = 'envlogger_runs'
@@ -56,6 +56,7 @@ DEFAULT_DATASET_NAME = 'envlogger'
 DEFAULT_VERSION = '1.0.0'
 DEFAULT_SPLIT = 'train'
 FILE_FORMATS = ('tfrecord',)
+BATCH_RECORDS = 1024  # records decoded together by read_batch
 AUTO_ASYNC_MAX_STEP_BYTES = 4096  # async_writes=None: the background writer up to this raw step size
 _NAME_RE = re.compile(r'^[a-z][a-z0-9_]*$')
 
@@ -999,6 +1000,45 @@ class TFDSLogSource(source.LogSource):
       while len(self._cache) > self._cache_size:
         self._cache.popitem(last=False)
     return ep
+
+  def read_batch(self, indices: Sequence[int]) -> rlds.EpisodeBatch:
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if not _batch_decode.batchable(self._codec):
+      return super().read_batch(idx)
+    try:
+      return self._read_batch(idx)
+    except (OSError, ValueError):  # damage: read one by one, for the error naming the episode
+      return super().read_batch(idx)
+
+  def _read_batch(self, idx: np.ndarray) -> rlds.EpisodeBatch:
+    pieces: list[tuple[np.ndarray, rlds.EpisodeBatch]] = []
+    journal = self._state['journal'][self._state['shard'][idx]].astype(bool)
+    if journal.any():  # episodes still in a dead writer's journal: decoded one by one
+      where = np.flatnonzero(journal)
+      pieces.append((where, super().read_batch(idx[where])))
+    stored = np.flatnonzero(~journal)
+    # Chunks bound the memory of the records held at once (the decoded steps are what was asked).
+    for lo in range(0, len(stored), BATCH_RECORDS):
+      where = stored[lo : lo + BATCH_RECORDS]
+      batch = _batch_decode.decode_many(self._codec, self._read_records(idx[where]))
+      expected = self._state['steps'][idx[where]]
+      if np.any((expected >= 0) & (expected != batch.lengths)):
+        raise ValueError('an episode holds other steps than the index says')
+      pieces.append((where, batch))
+    return _batch_decode.assemble(len(idx), pieces, self.casters)
+
+  def _read_records(self, idx: np.ndarray) -> list[bytes]:
+    if self._compact is None:
+      return [self._read_record(i) for i in idx.tolist()]
+    records: list[bytes] = [b''] * len(idx)
+    shards = self._state['shard'][idx]
+    for shard in np.unique(shards).tolist():
+      where = np.flatnonzero(shards == shard)
+      path = self._state['files'][shard]
+      got = self._compact.read_many(path, self._state['offset'][idx[where]].tolist())
+      for j, record in zip(where.tolist(), got):
+        records[j] = record
+    return records
 
   def read_step(self, index: int, k: int) -> tuple[rlds.Episode, int]:
     ep = self._cache.get(index)
