@@ -1,0 +1,171 @@
+"""Reader.as_columns() on logs whose records decode in groups (see `_batch_decode`).
+
+The conformance suite checks as_columns() on every backend and workload; these
+tests cover what only larger logs reach: groups of same-layout records mixed
+with records of other layouts (longer varints, other lengths), custom data,
+several shards, damaged records and a killed writer's journal.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tree
+from dm_env import specs
+
+import envlogger
+from envlogger.backends import _batch_decode
+from envlogger.convert import convert
+from envlogger.testing import spec_env
+
+OBS = {'vec': specs.Array((3,), np.float32), 'flags': specs.Array((2,), np.bool_)}
+ACTION = specs.DiscreteArray(300, dtype=np.int32)
+LENGTHS = (4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 2)
+
+
+def _policy(episode: int, rng: np.random.Generator) -> int:
+  # Every seventh episode acts with values >= 128: two-byte varints, another record layout.
+  return int(rng.integers(128, 300)) if episode % 7 == 3 else int(rng.integers(3))
+
+
+def _env() -> spec_env.SpecEnv:
+  return spec_env.SpecEnv(OBS, ACTION, episode_lengths=LENGTHS, terminations=(True, False, True), seed=1)
+
+
+def _log(directory, episodes: int = 60, step_fn=None) -> None:
+  env = _env()
+  rng = np.random.default_rng(0)
+  with envlogger.EnvLogger(env, data_directory=str(directory), step_fn=step_fn) as logger:
+    for e in range(episodes):
+      ts = logger.reset()
+      while not ts.last():
+        ts = logger.step(_policy(e, rng))
+
+
+def _note(ts, action, env):
+  return None if ts.first() else np.float32(ts.reward)
+
+
+def _expected(r: envlogger.Reader, idx) -> dict:
+  eps = [r.episodes[int(i)].as_rlds() for i in idx]
+  return {
+    'steps': tree.map_structure(lambda *c: np.concatenate(c), *[e['steps'] for e in eps]),
+    'episode_id': [e['episode_id'] for e in eps],
+    'cut_short': [e['cut_short'] for e in eps],
+  }
+
+
+def _assert_equal(got: dict, want: dict, ids: bool = True) -> None:
+  tree.assert_same_structure(got['steps'], want['steps'])
+  for g, w in zip(tree.flatten(got['steps']), tree.flatten(want['steps'])):
+    assert g.dtype == w.dtype and g.shape == w.shape
+    np.testing.assert_array_equal(g, w)
+  if ids:
+    assert got['episode_id'] == want['episode_id']
+  np.testing.assert_array_equal(got['cut_short'], want['cut_short'])
+
+
+@pytest.fixture
+def group_decodes(monkeypatch):
+  """Counts the records decoded in groups (to show a test reaches that path)."""
+  counts = []
+  decode = _batch_decode._Plan.decode
+
+  def counting(self, arr, codec):
+    counts.append(len(arr))
+    return decode(self, arr, codec)
+
+  monkeypatch.setattr(_batch_decode._Plan, 'decode', counting)
+  return counts
+
+
+@pytest.mark.parametrize('file_format', ['tfrecord', 'array_record'])
+@pytest.mark.parametrize('with_custom_data', [False, True], ids=['plain', 'custom'])
+def test_groups_and_other_layouts_decode_as_episode_by_episode(
+  tmp_path, file_format, with_custom_data, group_decodes
+):
+  _log(tmp_path / 'log', step_fn=_note if with_custom_data else None)
+  path = tmp_path / 'log'
+  if file_format == 'array_record':
+    convert(path, tmp_path / 'c', file_format=file_format, max_episodes_per_file=25, progress=False)
+    path = tmp_path / 'c'
+  with envlogger.Reader(path) as r:
+    n = len(r.episodes)
+    rng = np.random.default_rng(5)
+    for idx in (np.arange(n), rng.permutation(n), rng.integers(0, n, size=40), np.arange(n)[::3]):
+      _assert_equal(r.as_columns(idx), _expected(r, idx))
+    cols = r.as_columns()
+    if with_custom_data:
+      assert 'has_custom_data' in cols['steps']
+      assert not cols['steps']['has_custom_data'][cols['steps']['is_first']].any()
+    # The two-byte actions are there, read back exactly.
+    assert (cols['steps']['action'] >= 128).any()
+  # Most records were decoded in groups; the others (two-byte actions, rare lengths) one by one.
+  assert sum(group_decodes) > 0
+
+
+def test_damaged_records_raise_and_verify_skips_them(tmp_path):
+  _log(tmp_path / 'log', episodes=600)  # three ArrayRecord groups of about 240 episodes
+  convert(tmp_path / 'log', tmp_path / 'c', file_format='array_record', progress=False)
+  shard = next((tmp_path / 'c').glob('*/*/*.array_record-00000'))
+  data = bytearray(shard.read_bytes())
+  data[2000] ^= 0x10  # inside a compressed group of episodes (the first chunks hold them)
+  shard.write_bytes(bytes(data))
+  with envlogger.Reader(tmp_path / 'c') as r:
+    damaged = []
+    for i in range(len(r.episodes)):
+      try:
+        r.episodes[i].as_rlds()
+      except envlogger.DamagedEpisodeError:
+        damaged.append(i)
+    assert damaged
+    with pytest.raises(envlogger.DamagedEpisodeError, match=f'record {damaged[0]}'):
+      r.as_columns()
+    kept = [i for i in range(len(r.episodes)) if i not in damaged]
+    _assert_equal(r.as_columns(kept), _expected(r, kept))
+  with pytest.warns(UserWarning, match=f'{len(damaged)} problem'):
+    verified = envlogger.Reader(tmp_path / 'c', verify=True)
+  with verified as r, envlogger.Reader(tmp_path / 'log') as src:
+    # The same steps as the source's episodes (a conversion gives them other ids).
+    _assert_equal(r.as_columns(), src.as_columns(kept), ids=False)
+
+
+def test_a_killed_writers_journal_reads_with_the_stored_episodes(tmp_path, group_decodes):
+  """Episodes a killed writer left in its journal come back with the ones in its shards."""
+  child = textwrap.dedent(
+    f"""
+    import os, signal, sys
+    import numpy as np
+    import envlogger
+    sys.path.insert(0, {__file__.rsplit('/', 1)[0]!r})
+    import test_as_columns as t
+    env = t._env()
+    rng = np.random.default_rng(0)
+    logger = envlogger.EnvLogger(env, data_directory=sys.argv[1])
+    for e in range(50):
+      ts = logger.reset()
+      while not ts.last():
+        ts = logger.step(t._policy(e, rng))
+      if e == 29:
+        logger.backend.flush()  # episodes 0-29 into a shard; the rest only in the journal
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+  )
+  out = subprocess.run([sys.executable, '-c', child, str(tmp_path / 'log')], capture_output=True, timeout=120)
+  assert out.returncode == -9, out.stderr
+  _log(tmp_path / 'same', episodes=50)  # what the killed writer logged, written by a whole run
+  with envlogger.Reader(tmp_path / 'log') as r, envlogger.Reader(tmp_path / 'same') as same:
+    assert len(r.episodes) == 50
+    src = r._source
+    in_journal = sum(src._in_journal(i) for i in range(50))
+    assert 0 < in_journal < 50  # some episodes were flushed to shards, the rest only journaled
+    got = r.as_columns()
+    assert sum(group_decodes) > 0  # the stored episodes were decoded in groups
+    _assert_equal(got, _expected(r, range(50)))
+    # The same values as a writer that was not killed (ids differ: other runs).
+    for g, w in zip(tree.flatten(got['steps']), tree.flatten(same.as_columns()['steps'])):
+      np.testing.assert_array_equal(g, w)
