@@ -68,6 +68,7 @@ QUICK = {
   'atari': Params(episodes=9, repeats=3, hot_repeats=1, samples=30, episode_samples=10),
   'mujoco': Params(episodes=9, repeats=3, hot_repeats=1, samples=200, episode_samples=10),
 }
+CHUNK_STEPS = 5000  # as_columns() chunks timed one by one
 IMPORT_REPEATS = {'full': 5, 'quick': 1}
 # The Reader keeps a few decoded episodes (a small LRU cache). Random reads are
 # spread so that each one's episode is not among the last RECENT episodes read
@@ -397,6 +398,10 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any], prefi
       for episode in r.episodes:
         episode.as_rlds()
 
+  def bulk():
+    with envlogger.Reader(log_dir) as r:
+      r.as_columns()
+
   with envlogger.Reader(log_dir) as r:
     recorded = len(r.steps)
     lengths = r.episode_lengths()
@@ -404,7 +409,12 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any], prefi
     raise AssertionError(f'{w}: the log has {recorded} steps in {len(lengths)} episodes, expected {info}')
   opened = _repeat(open_close, p.repeats)
   metrics.append(_summary(w, prefix + 'Reader open', opened.wall, 'ms', 1e3, opened.cpu))
-  for name, fn in (('Reader sequential, StepData', sequential), ('Reader columnar, as_rlds()', columnar)):
+  passes = (
+    ('Reader sequential, StepData', sequential),
+    ('Reader columnar, as_rlds()', columnar),
+    ('Reader columnar, as_columns() (whole log)', bulk),
+  )
+  for name, fn in passes:
     t = _repeat(fn, p.repeats)
     metrics.append(_summary(w, prefix + name, recorded / t.wall, 'steps/s', cpu_values=recorded / t.cpu))
 
@@ -433,6 +443,27 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any], prefi
   metrics.append(
     Metric(
       w, prefix + 'Reader columnar, as_rlds() (median episode)', float(np.median(per_ep['col'])), 'steps/s'
+    )
+  )
+
+  # as_columns() over chunks of about CHUNK_STEPS steps, timed chunk by chunk (as above).
+  bounds = np.searchsorted(np.cumsum(lengths), np.arange(CHUNK_STEPS, int(lengths.sum()), CHUNK_STEPS))
+  chunks = [c for c in np.split(np.arange(len(lengths)), np.unique(bounds + 1)) if len(c)]
+  rates = []
+  with envlogger.Reader(log_dir) as r:
+    for chunk in chunks:  # untimed: the first pass grows the process's memory (slow on a VM)
+      r.as_columns(chunk)
+    for _ in range(max(1, p.hot_repeats)):
+      for chunk in chunks:
+        t0 = clock()
+        r.as_columns(chunk)
+        rates.append(int(lengths[chunk].sum()) / (clock() - t0) * 1e9)
+  metrics.append(
+    Metric(
+      w,
+      prefix + f'Reader columnar, as_columns() (median {CHUNK_STEPS}-step chunk)',
+      float(np.median(rates)),
+      'steps/s',
     )
   )
 

@@ -14,6 +14,10 @@ from envlogger import _schema, rlds
 from envlogger.backends import source as source_lib
 from envlogger.step_data import StepData
 
+# A sequential pass over a log that decodes in batches reads this much ahead.
+READ_AHEAD_BYTES = 4 << 20  # of raw steps
+READ_AHEAD_EPISODES = 256
+
 
 class NoLogError(FileNotFoundError):
   """The directory holds no envlogger log."""
@@ -61,15 +65,53 @@ class _StepSequence(_LazySequence):
     if idx.step != 1 or not idx:
       yield from super().__iter__()
       return
-    starts = self._reader._starts_list
+    reader = self._reader
+    source, starts = reader._source, reader._starts_list
     e = bisect.bisect_right(starts, idx.start) - 1
+    stop = bisect.bisect_left(starts, idx.stop)  # one past the last episode wanted
     pos = idx.start
     while pos < idx.stop:
-      ep = self._reader._source.read_episode(e)
-      lo, hi = pos - starts[e], min(idx.stop, starts[e + 1]) - starts[e]
-      yield from rlds.iter_step_data(ep, self._reader._source.casters, range(lo, hi))
-      pos = starts[e + 1]
-      e += 1
+      k = reader._read_ahead(e, stop)
+      if k > 1:  # a block of episodes decoded at once, iterated row by row
+        batch = source.read_batch(range(e, e + k))
+        base = starts[e]
+        rows = range(pos - base, min(idx.stop, starts[e + k]) - base)
+        yield from rlds.iter_batch_step_data(batch, source.casters, rows)
+      else:
+        ep = source.read_episode(e)
+        lo, hi = pos - starts[e], min(idx.stop, starts[e + 1]) - starts[e]
+        yield from rlds.iter_step_data(ep, source.casters, range(lo, hi))
+      pos = starts[e + k]
+      e += k
+
+
+class _EpisodeSequence(_LazySequence):
+  """Reader.episodes: iteration reads ahead in blocks where the log decodes in batches."""
+
+  def __init__(self, reader: Reader, indexes: range | None = None):
+    super().__init__(len(reader._lengths), reader._episode, indexes)
+    self._reader = reader
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return _EpisodeSequence(self._reader, self._indexes[i])
+    return super().__getitem__(i)
+
+  def __iter__(self) -> Iterator[Episode]:
+    idx, reader = self._indexes, self._reader
+    if idx.step != 1 or not idx:
+      yield from super().__iter__()
+      return
+    e = idx.start
+    while e < idx.stop:
+      k = reader._read_ahead(e, idx.stop)
+      if k > 1:
+        casters = reader._source.casters
+        for ep in rlds.split_batch(reader._source.read_batch(range(e, e + k))):
+          yield Episode(ep, casters)
+      else:
+        yield reader._episode(e)
+      e += k
 
 
 class Episode(Sequence):
@@ -242,13 +284,24 @@ class Reader:
     self._lengths = np.asarray(_source.episode_lengths(), dtype=np.int64)
     self._starts = np.concatenate([[0], np.cumsum(self._lengths)]).astype(np.int64)
     self._starts_list = self._starts.tolist()
-    self.episodes: Sequence[Episode] = _LazySequence(len(self._lengths), self._episode)
+    self.episodes: Sequence[Episode] = _EpisodeSequence(self)
     self.steps: Sequence[StepData] = _StepSequence(self)
 
   # -- access -----------------------------------------------------------------
 
   def _episode(self, i: int) -> Episode:
     return Episode(self._source.read_episode(i), self._source.casters)
+
+  def _read_ahead(self, e: int, stop: int) -> int:
+    """How many episodes from `e` (before `stop`) a sequential pass decodes at
+    once: up to READ_AHEAD_BYTES of raw steps where the log decodes in
+    batches, else 1."""
+    if not self._source.decodes_in_batches:
+      return 1
+    step_bytes = max(1, sum(self._source.casters.step_nbytes))
+    limit = self._starts_list[e] + READ_AHEAD_BYTES // step_bytes
+    last = bisect.bisect_right(self._starts_list, limit, lo=e + 1) - 1  # episodes ending by the limit
+    return max(1, min(last - e, stop - e, READ_AHEAD_EPISODES))
 
   def _step(self, i: int) -> StepData:
     e = bisect.bisect_right(self._starts_list, i) - 1

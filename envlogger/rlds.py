@@ -148,6 +148,30 @@ def concat_episodes(episodes: Sequence[Episode], casters: Casters) -> EpisodeBat
   )
 
 
+def split_batch(batch: EpisodeBatch) -> list[Episode]:
+  """The episodes of a batch; their arrays are views into the batch's."""
+  bounds = np.concatenate([[0], np.cumsum(batch.lengths)]).tolist()
+  mask = batch.has_custom_data
+  episodes = []
+  for i in range(len(batch.lengths)):
+    a, b = bounds[i], bounds[i + 1]
+    episodes.append(
+      Episode(
+        columns={field: [c[a:b] for c in cols] for field, cols in batch.columns.items()},
+        is_first=batch.is_first[a:b],
+        is_last=batch.is_last[a:b],
+        is_terminal=batch.is_terminal[a:b],
+        has_custom_data=None if mask is None else mask[a:b],
+        metadata=batch.metadata[i],
+        episode_id=batch.episode_id[i],
+        run_id=batch.run_id[i],
+        cut_short=bool(batch.cut_short[i]),
+        invalid=bool(batch.invalid[i]),
+      )
+    )
+  return episodes
+
+
 def _leaf_column(episode: Episode, field: str, i: int, caster: specs_lib.LeafCaster) -> np.ndarray:
   cols = episode.columns.get(field)
   if cols is None:  # custom data of an episode finished before its spec was known: none recorded
@@ -529,9 +553,29 @@ def _rows(caster: specs_lib.LeafCaster, cols: list[np.ndarray]) -> list[Any]:
 
 
 def _iter_window(episode: Episode, casters: Casters, indexes: range) -> Iterator[StepData]:
-  """iter_step_data for a run of consecutive steps: the columns are split into
+  """iter_step_data for a run of consecutive steps."""
+  ends = np.zeros_like(episode.is_last) if episode.cut_short else episode.is_last
+  return _iter_rows(episode, ends, casters, indexes)
+
+
+def iter_batch_step_data(batch: EpisodeBatch, casters: Casters, indexes: range) -> Iterator[StepData]:
+  """The StepData of rows `indexes` (consecutive) of a batch of episodes.
+
+  The first row must be an episode's first step or follow a row of its
+  episode (the action, reward and discount that led to a step are in the
+  row before it).
+  """
+  ends = batch.is_last & ~np.repeat(batch.cut_short, batch.lengths)
+  return _iter_rows(batch, ends, casters, indexes)
+
+
+def _iter_rows(
+  episode: Episode | EpisodeBatch, ends: np.ndarray, casters: Casters, indexes: range
+) -> Iterator[StepData]:
+  """StepData of consecutive rows of columns. The columns are split into
   per-step lists once (C loops) instead of indexing every array at every step,
-  which halves the cost per step of a sequential pass."""
+  which halves the cost per step of a sequential pass. `ends[k]`: row k ends
+  its episode with a LAST timestep (not cut short)."""
   cols = episode.columns
   obs = _rows(casters.observation, cols['observation'])
   reward = _rows(casters.reward, cols['reward'])
@@ -539,10 +583,9 @@ def _iter_window(episode: Episode, casters: Casters, indexes: range) -> Iterator
   action = _rows(casters.action, cols['action'])
   mask = episode.has_custom_data
   custom = _rows(casters.custom_data, cols['custom_data']) if mask is not None else None
-  has_custom = mask.tolist() if mask is not None else [False] * episode.num_steps
-  firsts, lasts = episode.is_first.tolist(), episode.is_last.tolist()
-  last_type = dm_env.StepType.MID if episode.cut_short else dm_env.StepType.LAST
-  first, mid = dm_env.StepType.FIRST, dm_env.StepType.MID
+  has_custom = mask.tolist() if mask is not None else [False] * len(episode.is_first)
+  firsts, ends = episode.is_first.tolist(), ends.tolist()
+  first, mid, last = dm_env.StepType.FIRST, dm_env.StepType.MID, dm_env.StepType.LAST
   # TimeStep and StepData are NamedTuples: built with tuple.__new__ and every
   # field given, skipping their Python-level __new__ (0.22 instead of 0.41 us
   # per step, of about 5 us per step of a sequential pass over Catch).
@@ -554,7 +597,7 @@ def _iter_window(episode: Episode, casters: Casters, indexes: range) -> Iterator
     elif k == 0:
       raise ValueError('a window of an episode must start at the first step or one step earlier')
     else:
-      ts = new(time_step, (last_type if lasts[k] else mid, reward[k - 1], discount[k - 1], obs[k]))
+      ts = new(time_step, (last if ends[k] else mid, reward[k - 1], discount[k - 1], obs[k]))
       yield new(step_data, (ts, action[k - 1], c))
 
 

@@ -169,3 +169,45 @@ def test_a_killed_writers_journal_reads_with_the_stored_episodes(tmp_path, group
     # The same values as a writer that was not killed (ids differ: other runs).
     for g, w in zip(tree.flatten(got['steps']), tree.flatten(same.as_columns()['steps'])):
       np.testing.assert_array_equal(g, w)
+
+
+def _same_step(a: envlogger.StepData, b: envlogger.StepData) -> None:
+  assert a.timestep.step_type == b.timestep.step_type
+  for x, y in zip(
+    tree.flatten((a.timestep, a.action, a.custom_data)), tree.flatten((b.timestep, b.action, b.custom_data))
+  ):
+    assert type(x) is type(y)
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize('file_format', ['tfrecord', 'array_record'])
+def test_sequential_passes_read_ahead_and_give_what_random_access_gives(tmp_path, file_format, monkeypatch):
+  """Iterating steps and episodes decodes blocks of episodes at once (on logs that
+  decode in batches); every step equals the one random access gives."""
+  _log(tmp_path / 'log', episodes=80, step_fn=_note)
+  path = tmp_path / 'log'
+  if file_format == 'array_record':
+    convert(path, tmp_path / 'c', file_format=file_format, progress=False)
+    path = tmp_path / 'c'
+  monkeypatch.setattr(envlogger.reader, 'READ_AHEAD_EPISODES', 16)  # several blocks
+  with envlogger.Reader(path) as r, envlogger.Reader(path) as ref:
+    blocks = []  # the episodes of each read_batch call
+    read_batch = r._source.read_batch
+    monkeypatch.setattr(r._source, 'read_batch', lambda i: blocks.append(len(i)) or read_batch(i))
+    n = len(r.steps)
+    for window in (slice(None), slice(3, n - 7), slice(n // 2, n // 2 + 5)):
+      got = list(r.steps[window])
+      want = [ref.steps[i] for i in range(n)[window]]
+      assert len(got) == len(want)
+      for a, b in zip(got, want):
+        _same_step(a, b)
+    for e, episode in enumerate(r.episodes[5:]):
+      single = ref.episodes[5 + e]
+      assert (episode.episode_id, episode.cut_short, len(episode)) == (
+        single.episode_id,
+        single.cut_short,
+        len(single),
+      )
+      for a, b in zip(episode, single):
+        _same_step(a, b)
+  assert blocks and max(blocks) == 16

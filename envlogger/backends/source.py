@@ -46,6 +46,12 @@ class LogSource(abc.ABC):
     override this."""
     return rlds.concat_episodes([self.read_episode(int(i)) for i in indices], self.casters)
 
+  @property
+  def decodes_in_batches(self) -> bool:
+    """Whether `read_batch` decodes many episodes faster than `read_episode` one
+    by one (the Reader then reads ahead when iterating)."""
+    return False
+
   def read_step(self, index: int, k: int) -> tuple[rlds.Episode, int]:
     """What `rlds.to_step_data` needs for step k (0 <= k < length) of episode `index`.
 

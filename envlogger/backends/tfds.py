@@ -1001,6 +1001,10 @@ class TFDSLogSource(source.LogSource):
         self._cache.popitem(last=False)
     return ep
 
+  @property
+  def decodes_in_batches(self) -> bool:
+    return _batch_decode.batchable(self._codec)
+
   def read_batch(self, indices: Sequence[int]) -> rlds.EpisodeBatch:
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if not _batch_decode.batchable(self._codec):
