@@ -449,26 +449,28 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any], prefi
   # as_columns() over chunks of about CHUNK_STEPS steps, timed chunk by chunk (as above).
   bounds = np.searchsorted(np.cumsum(lengths), np.arange(CHUNK_STEPS, int(lengths.sum()), CHUNK_STEPS))
   chunks = [c for c in np.split(np.arange(len(lengths)), np.unique(bounds + 1)) if len(c)]
-  rates = []
+  # and a sequential pass over the same chunks (Reader.steps reads ahead).
+  starts = np.concatenate([[0], np.cumsum(lengths)])
+  rates: dict[str, list[float]] = {'col': [], 'seq': []}
   with envlogger.Reader(log_dir) as r:
     for chunk in chunks:  # untimed: the first pass grows the process's memory (slow on a VM)
       r.as_columns(chunk)
     for _ in range(max(1, p.hot_repeats)):
       for chunk in chunks:
+        n = int(lengths[chunk].sum())
         t0 = clock()
         r.as_columns(chunk)
-        rates.append(int(lengths[chunk].sum()) / (clock() - t0) * 1e9)
-  metrics.append(
-    Metric(
-      w,
-      prefix + f'Reader columnar, as_columns() (median {CHUNK_STEPS}-step chunk)',
-      float(np.median(rates)),
-      'steps/s',
-    )
-  )
+        t1 = clock()
+        for _ in r.steps[starts[chunk[0]] : starts[chunk[-1] + 1]]:
+          pass
+        t2 = clock()
+        rates['col'].append(n / (t1 - t0) * 1e9)
+        rates['seq'].append(n / (t2 - t1) * 1e9)
+  for key, name in (('seq', 'Reader sequential, Reader.steps'), ('col', 'Reader columnar, as_columns()')):
+    label = f'{prefix}{name} (median {CHUNK_STEPS}-step chunk)'
+    metrics.append(Metric(w, label, float(np.median(rates[key])), 'steps/s'))
 
   rng = np.random.RandomState(1)
-  starts = np.concatenate([[0], np.cumsum(lengths)])
   with envlogger.Reader(log_dir) as r:
     steps, episodes = r.steps, r.episodes
     lat = []

@@ -67,22 +67,14 @@ class _StepSequence(_LazySequence):
       return
     reader = self._reader
     source, starts = reader._source, reader._starts_list
-    e = bisect.bisect_right(starts, idx.start) - 1
+    first = bisect.bisect_right(starts, idx.start) - 1
     stop = bisect.bisect_left(starts, idx.stop)  # one past the last episode wanted
-    pos = idx.start
-    while pos < idx.stop:
-      k = reader._read_ahead(e, stop)
-      if k > 1:  # a block of episodes decoded at once, iterated row by row
-        batch = source.read_batch(range(e, e + k))
-        base = starts[e]
-        rows = range(pos - base, min(idx.stop, starts[e + k]) - base)
+    for e, k, batch in reader._blocks(first, stop):
+      rows = range(max(idx.start, starts[e]) - starts[e], min(idx.stop, starts[e + k]) - starts[e])
+      if batch is not None:  # a block of episodes decoded at once, iterated row by row
         yield from rlds.iter_batch_step_data(batch, source.casters, rows)
       else:
-        ep = source.read_episode(e)
-        lo, hi = pos - starts[e], min(idx.stop, starts[e + 1]) - starts[e]
-        yield from rlds.iter_step_data(ep, source.casters, range(lo, hi))
-      pos = starts[e + k]
-      e += k
+        yield from rlds.iter_step_data(source.read_episode(e), source.casters, rows)
 
 
 class _EpisodeSequence(_LazySequence):
@@ -102,16 +94,13 @@ class _EpisodeSequence(_LazySequence):
     if idx.step != 1 or not idx:
       yield from super().__iter__()
       return
-    e = idx.start
-    while e < idx.stop:
-      k = reader._read_ahead(e, idx.stop)
-      if k > 1:
-        casters = reader._source.casters
-        for ep in rlds.split_batch(reader._source.read_batch(range(e, e + k))):
-          yield Episode(ep, casters)
-      else:
+    casters = reader._source.casters
+    for e, _, batch in reader._blocks(idx.start, idx.stop):
+      if batch is None:
         yield reader._episode(e)
-      e += k
+      else:
+        for ep in rlds.split_batch(batch):
+          yield Episode(ep, casters)
 
 
 class Episode(Sequence):
@@ -302,6 +291,23 @@ class Reader:
     limit = self._starts_list[e] + READ_AHEAD_BYTES // step_bytes
     last = bisect.bisect_right(self._starts_list, limit, lo=e + 1) - 1  # episodes ending by the limit
     return max(1, min(last - e, stop - e, READ_AHEAD_EPISODES))
+
+  def _blocks(self, e: int, stop: int) -> Iterator[tuple[int, int, rlds.EpisodeBatch | None]]:
+    """(first episode, count, batch) covering episodes e..stop-1 in order, for a
+    sequential pass: batches of several episodes where the log decodes in
+    batches, else one episode at a time with batch None (read it yourself)."""
+    one_by_one_until = e
+    while e < stop:
+      k = self._read_ahead(e, stop) if e >= one_by_one_until else 1
+      batch = None
+      if k > 1:
+        try:
+          batch = self._source.read_batch(range(e, e + k))
+        except source_lib.DamagedEpisodeError:
+          # One by one through this block: the episodes before the damaged one come first.
+          one_by_one_until, k = e + k, 1
+      yield e, k, batch
+      e += k
 
   def _step(self, i: int) -> StepData:
     e = bisect.bisect_right(self._starts_list, i) - 1

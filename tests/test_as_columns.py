@@ -113,7 +113,7 @@ def test_damaged_records_raise_and_verify_skips_them(tmp_path):
   convert(tmp_path / 'log', tmp_path / 'c', file_format='array_record', progress=False)
   shard = next((tmp_path / 'c').glob('*/*/*.array_record-00000'))
   data = bytearray(shard.read_bytes())
-  data[2000] ^= 0x10  # inside a compressed group of episodes (the first chunks hold them)
+  data[50_000] ^= 0x10  # inside the second group of episodes (248-495; the first ends near 33 KB)
   shard.write_bytes(bytes(data))
   with envlogger.Reader(tmp_path / 'c') as r:
     damaged = []
@@ -122,11 +122,20 @@ def test_damaged_records_raise_and_verify_skips_them(tmp_path):
         r.episodes[i].as_rlds()
       except envlogger.DamagedEpisodeError:
         damaged.append(i)
-    assert damaged
+    assert damaged and damaged[0] > 0  # a later group: sequential passes read good episodes first
     with pytest.raises(envlogger.DamagedEpisodeError, match=f'record {damaged[0]}'):
       r.as_columns()
     kept = [i for i in range(len(r.episodes)) if i not in damaged]
     _assert_equal(r.as_columns(kept), _expected(r, kept))
+    # Sequential passes (which read ahead in blocks) yield everything before the damage first.
+    seen = []
+    with pytest.raises(envlogger.DamagedEpisodeError, match=f'record {damaged[0]}'):
+      seen.extend(r.steps)
+    assert len(seen) == int(r.episode_lengths()[: damaged[0]].sum())
+    episodes = []
+    with pytest.raises(envlogger.DamagedEpisodeError, match=f'record {damaged[0]}'):
+      episodes.extend(r.episodes)
+    assert len(episodes) == damaged[0]
   with pytest.warns(UserWarning, match=f'{len(damaged)} problem'):
     verified = envlogger.Reader(tmp_path / 'c', verify=True)
   with verified as r, envlogger.Reader(tmp_path / 'log') as src:
