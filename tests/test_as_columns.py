@@ -19,6 +19,7 @@ from dm_env import specs
 
 import envlogger
 from envlogger.backends import _batch_decode
+from envlogger.backends import tfds as tfds_backend
 from envlogger.convert import convert
 from envlogger.testing import spec_env
 
@@ -220,3 +221,17 @@ def test_sequential_passes_read_ahead_and_give_what_random_access_gives(tmp_path
       for a, b in zip(episode, single):
         _same_step(a, b)
   assert blocks and max(blocks) == 16
+
+
+def test_reads_in_chunks_give_the_same_columns(tmp_path, monkeypatch):
+  """read_batch bounds the records it holds at once; chunked or not, the result is the same."""
+  _log(tmp_path / 'log', episodes=60)
+  convert(tmp_path / 'log', tmp_path / 'c', file_format='array_record', progress=False)
+  with envlogger.Reader(tmp_path / 'c') as r:
+    whole = r.as_columns()
+    monkeypatch.setattr(tfds_backend, 'BATCH_RECORDS', 7)
+    _assert_equal(r.as_columns(), whole)
+    monkeypatch.setattr(tfds_backend, 'BATCH_BYTES', 300)  # about two episodes' raw steps
+    _assert_equal(r.as_columns(), whole)
+    idx = np.random.default_rng(2).permutation(len(r.episodes))
+    _assert_equal(r.as_columns(idx), _expected(r, idx))

@@ -56,7 +56,7 @@ DEFAULT_DATASET_NAME = 'envlogger'
 DEFAULT_VERSION = '1.0.0'
 DEFAULT_SPLIT = 'train'
 FILE_FORMATS = ('tfrecord',)
-BATCH_RECORDS = 1024  # records decoded together by read_batch
+BATCH_RECORDS, BATCH_BYTES = 1024, 64 << 20  # records read_batch decodes together, at most
 AUTO_ASYNC_MAX_STEP_BYTES = 4096  # async_writes=None: the background writer up to this raw step size
 _NAME_RE = re.compile(r'^[a-z][a-z0-9_]*$')
 
@@ -1021,9 +1021,16 @@ class TFDSLogSource(source.LogSource):
       where = np.flatnonzero(journal)
       pieces.append((where, super().read_batch(idx[where])))
     stored = np.flatnonzero(~journal)
-    # Chunks bound the memory of the records held at once (the decoded steps are what was asked).
-    for lo in range(0, len(stored), BATCH_RECORDS):
-      where = stored[lo : lo + BATCH_RECORDS]
+    # Chunks bound the memory of the records held at once (the decoded steps are what was asked):
+    # up to BATCH_RECORDS records and about BATCH_BYTES of raw steps.
+    step_bytes = max(1, sum(self.casters.step_nbytes))
+    ends = np.cumsum(np.maximum(self._state['steps'][idx[stored]], 1) * step_bytes)
+    lo = 0
+    while lo < len(stored):
+      hi = int(np.searchsorted(ends, (ends[lo - 1] if lo else 0) + BATCH_BYTES, side='right'))
+      hi = min(max(hi, lo + 1), lo + BATCH_RECORDS)
+      where = stored[lo:hi]
+      lo = hi
       batch = _batch_decode.decode_many(self._codec, self._read_records(idx[where]))
       expected = self._state['steps'][idx[where]]
       if np.any((expected >= 0) & (expected != batch.lengths)):
