@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -235,3 +236,14 @@ def test_reads_in_chunks_give_the_same_columns(tmp_path, monkeypatch):
     _assert_equal(r.as_columns(), whole)
     idx = np.random.default_rng(2).permutation(len(r.episodes))
     _assert_equal(r.as_columns(idx), _expected(r, idx))
+
+
+def test_logs_of_deepminds_envlogger_read_as_columns():
+  """The original's Riegeli logs (tests/fixtures/envlogger13): episode by episode, same result."""
+  fixtures = Path(__file__).parent / 'fixtures' / 'envlogger13'
+  with envlogger.Reader(fixtures / 'catch_riegeli' / 'data') as r:
+    n = len(r.episodes)
+    assert n > 1
+    idx = [n - 1, 0, n - 1]
+    _assert_equal(r.as_columns(idx), _expected(r, idx))
+    _assert_equal(r.as_columns(), _expected(r, range(n)))
