@@ -225,7 +225,7 @@ def test_sequential_passes_read_ahead_and_give_what_random_access_gives(tmp_path
 
 
 def test_reads_in_chunks_give_the_same_columns(tmp_path, monkeypatch):
-  """read_batch bounds the records it holds at once; chunked or not, the result is the same."""
+  """read_batch bounds the records it holds and stacks at once; the result is the same."""
   _log(tmp_path / 'log', episodes=60)
   convert(tmp_path / 'log', tmp_path / 'c', file_format='array_record', progress=False)
   with envlogger.Reader(tmp_path / 'c') as r:
@@ -236,6 +236,9 @@ def test_reads_in_chunks_give_the_same_columns(tmp_path, monkeypatch):
     _assert_equal(r.as_columns(), whole)
     idx = np.random.default_rng(2).permutation(len(r.episodes))
     _assert_equal(r.as_columns(idx), _expected(r, idx))
+    monkeypatch.setattr(_batch_decode, 'GROUP_BYTES', 1500)  # groups stacked a few records at a time
+    _assert_equal(r.as_columns(idx), _expected(r, idx))
+    _assert_equal(r.as_columns(), whole)
 
 
 def test_logs_of_deepminds_envlogger_read_as_columns():

@@ -35,6 +35,7 @@ from envlogger.backends import _tfds_codec as C
 # Smaller groups are decoded record by record (planning a layout costs about as
 # much as decoding a few records).
 MIN_GROUP = 4
+GROUP_BYTES = 4 << 20  # records stacked into one array at a time, at most (unless one is larger)
 _EPISODE_FLAGS = (S.CUT_SHORT, S.INVALID)
 
 
@@ -66,12 +67,19 @@ def decode_many(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
     if plan is None:
       singles.extend(idx)
       continue
-    arr = np.frombuffer(b''.join([records[i] for i in idx]), dtype=np.uint8).reshape(len(idx), length)
-    fits = plan.fits(arr)
-    rows = np.flatnonzero(fits)
-    if len(rows):
-      pieces.append((np.asarray(idx)[rows], plan.decode(arr[rows], codec)))
-    singles.extend(np.asarray(idx)[~fits].tolist())
+    # Records are stacked a few MiB at a time: buffers that size are reused by the
+    # allocator, while larger ones are fresh pages every time (slow on some VMs).
+    step = max(1, GROUP_BYTES // length)
+    for lo in range(0, len(idx), step):
+      part = np.asarray(idx[lo : lo + step])
+      arr = np.frombuffer(b''.join([records[i] for i in part]), dtype=np.uint8).reshape(len(part), length)
+      fits = plan.fits(arr)
+      if fits.all():
+        pieces.append((part, plan.decode(arr, codec)))
+        continue
+      if fits.any():
+        pieces.append((part[fits], plan.decode(arr[fits], codec)))
+      singles.extend(part[~fits].tolist())
   if singles:
     singles.sort()
     episodes = [codec.decode(records[i]) for i in singles]
