@@ -250,3 +250,18 @@ def test_logs_of_deepminds_envlogger_read_as_columns():
     idx = [n - 1, 0, n - 1]
     _assert_equal(r.as_columns(idx), _expected(r, idx))
     _assert_equal(r.as_columns(), _expected(r, range(n)))
+
+
+def test_one_step_episodes_stacked_one_at_a_time_are_the_callers(tmp_path, monkeypatch):
+  """A group stacked one record at a time, of one-step episodes: the arrays are still fresh."""
+  with envlogger.EnvLogger(_env(), data_directory=str(tmp_path / 'log')) as logger:
+    for _ in range(8):
+      logger.reset()  # each episode is cut short after its first step by the next reset
+  convert(tmp_path / 'log', tmp_path / 'c', file_format='array_record', progress=False)
+  monkeypatch.setattr(_batch_decode, 'GROUP_BYTES', 1)
+  with envlogger.Reader(tmp_path / 'c') as r:
+    cols = r.as_columns()
+    assert cols['episode_lengths'].tolist() == [1] * 8
+    for leaf in tree.flatten(cols['steps']):
+      leaf[...] = 1  # writable, and not the Reader's
+    _assert_equal(r.as_columns(), _expected(r, range(8)))

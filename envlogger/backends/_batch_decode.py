@@ -248,7 +248,7 @@ class _Plan:
       if isinstance(where, tuple):  # raw bytes: n entries of `row` bytes, values at their ends
         start, row, nbytes = where
         values = arr[:, start : start + n * row].reshape(m, n, row)[:, :, :nbytes]
-        col = np.ascontiguousarray(values).view(leaf.dtype)  # a fresh copy: the caller's
+        col = values.copy().view(leaf.dtype)  # always a fresh copy (a view of one row would be read-only)
         columns[field].append(col.reshape(m * n, *leaf.shape))
         continue
       # One-byte varints: each byte is the value (astype copies: the caller's array).
