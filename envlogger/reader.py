@@ -213,7 +213,9 @@ class Reader:
           step.timestep.observation, step.action, step.custom_data
 
   `episodes` and `steps` are lazy sequences (len, int and negative indexes,
-  slices, iteration); indexing decodes only the episode that holds the item.
+  slices, iteration); indexing decodes only the episode that holds the item,
+  iteration may decode blocks of episodes ahead. `as_columns()` reads many
+  episodes at once as concatenated numpy columns.
 
   Args:
     data_directory: the logger's `data_directory`, or the dataset directory
