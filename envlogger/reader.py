@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import bisect
 import os
 import warnings
@@ -48,17 +49,30 @@ class _LazySequence(Sequence):
     return f'<lazy sequence of {len(self)} items>'
 
 
-class _StepSequence(_LazySequence):
-  """Reader.steps: iteration walks episode by episode instead of step by step."""
+class _ReaderSequence(_LazySequence):
+  """A lazy sequence of a Reader's items whose slices keep their class (and its iteration)."""
 
   def __init__(self, reader: Reader, indexes: range | None = None):
-    super().__init__(int(reader._starts[-1]), reader._step, indexes)
+    super().__init__(*self._items(reader), indexes)
     self._reader = reader
+
+  @staticmethod
+  @abc.abstractmethod
+  def _items(reader: Reader) -> tuple[int, Any]:
+    """(number of items, item getter)."""
 
   def __getitem__(self, i):
     if isinstance(i, slice):
-      return _StepSequence(self._reader, self._indexes[i])
+      return type(self)(self._reader, self._indexes[i])
     return super().__getitem__(i)
+
+
+class _StepSequence(_ReaderSequence):
+  """Reader.steps: iteration walks episode by episode (or blocks of them) instead of step by step."""
+
+  @staticmethod
+  def _items(reader: Reader) -> tuple[int, Any]:
+    return int(reader._starts[-1]), reader._step
 
   def __iter__(self) -> Iterator[StepData]:
     idx = self._indexes
@@ -77,17 +91,12 @@ class _StepSequence(_LazySequence):
         yield from rlds.iter_step_data(source.read_episode(e), source.casters, rows)
 
 
-class _EpisodeSequence(_LazySequence):
+class _EpisodeSequence(_ReaderSequence):
   """Reader.episodes: iteration reads ahead in blocks where the log decodes in batches."""
 
-  def __init__(self, reader: Reader, indexes: range | None = None):
-    super().__init__(len(reader._lengths), reader._episode, indexes)
-    self._reader = reader
-
-  def __getitem__(self, i):
-    if isinstance(i, slice):
-      return _EpisodeSequence(self._reader, self._indexes[i])
-    return super().__getitem__(i)
+  @staticmethod
+  def _items(reader: Reader) -> tuple[int, Any]:
+    return len(reader._lengths), reader._episode
 
   def __iter__(self) -> Iterator[Episode]:
     idx, reader = self._indexes, self._reader
