@@ -359,10 +359,10 @@ class Reader:
 
     `r.as_columns()['steps']` holds what `np.concatenate` of every episode's
     `as_rlds()['steps']` would, field by field, without building an episode
-    object per episode. Logs in the compact format whose episodes share a
-    layout decode in groups (numpy over many records at once: several
-    million steps per second on small observations); other logs decode
-    episode by episode.
+    object per episode. Logs with no zlib-compressed leaf (the compact
+    format; default logs of small leaves) decode records of one layout in
+    groups, with numpy over many records at once (millions of steps per
+    second on small observations); other logs decode episode by episode.
 
     Args:
       episodes: which episodes, in the order given: None for all, a slice, or
