@@ -68,7 +68,7 @@ QUICK = {
   'atari': Params(episodes=9, repeats=3, hot_repeats=1, samples=30, episode_samples=10),
   'mujoco': Params(episodes=9, repeats=3, hot_repeats=1, samples=200, episode_samples=10),
 }
-CHUNK_STEPS = 5000  # as_columns() chunks timed one by one
+CHUNK_STEPS = 5000  # as_columns() and Reader.steps passes timed over chunks of this many steps
 IMPORT_REPEATS = {'full': 5, 'quick': 1}
 # The Reader keeps a few decoded episodes (a small LRU cache). Random reads are
 # spread so that each one's episode is not among the last RECENT episodes read

@@ -96,27 +96,30 @@ def assemble(m: int, pieces: list[tuple[np.ndarray, rlds.EpisodeBatch]], casters
   lengths = np.zeros(m, dtype=np.int64)
   for pos, piece in pieces:
     lengths[pos] = piece.lengths
-  starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-  total = int(lengths.sum())
   # Pieces that are runs of positions tiling 0..m (records of one length often
-  # are: episode ids grow a digit at 10, 100, ...) are joined end to end.
+  # are: episode ids grow a digit at 10, 100, ...) are joined end to end;
+  # others are scattered to their rows.
   runs = sorted(pieces, key=lambda p: int(p[0][0]))
   starts_of_runs = np.cumsum([0] + [len(pos) for pos, _ in runs])
-  in_runs = all(np.array_equal(pos, np.arange(a, a + len(pos))) for (pos, _), a in zip(runs, starts_of_runs))
-  dests = []
-  for pos, piece in [] if in_runs else pieces:
-    n = piece.lengths
-    first_row = np.cumsum(n) - n  # of each episode within the piece
-    dests.append(np.repeat(starts[pos] - first_row, n) + np.arange(int(n.sum())))
+  if all(np.array_equal(pos, np.arange(a, a + len(pos))) for (pos, _), a in zip(runs, starts_of_runs)):
 
-  def gather(get) -> np.ndarray:
-    if in_runs:
+    def gather(get) -> np.ndarray:
       return np.concatenate([get(piece) for _, piece in runs])
-    first = get(pieces[0][1])
-    out = np.empty((total, *first.shape[1:]), dtype=first.dtype)
-    for dest, (_, piece) in zip(dests, pieces):
-      out[dest] = get(piece)
-    return out
+
+  else:
+    starts = np.cumsum(lengths) - lengths
+    dests = []
+    for pos, piece in pieces:
+      n = piece.lengths
+      first_row = np.cumsum(n) - n  # of each episode within the piece
+      dests.append(np.repeat(starts[pos] - first_row, n) + np.arange(int(n.sum())))
+
+    def gather(get) -> np.ndarray:
+      first = get(pieces[0][1])
+      out = np.empty((int(lengths.sum()), *first.shape[1:]), dtype=first.dtype)
+      for dest, (_, piece) in zip(dests, pieces):
+        out[dest] = get(piece)
+      return out
 
   def per_episode(name: str) -> np.ndarray:
     out = np.empty(m, dtype=bool)

@@ -1007,7 +1007,7 @@ class TFDSLogSource(source.LogSource):
 
   def read_batch(self, indices: Sequence[int]) -> rlds.EpisodeBatch:
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if not _batch_decode.batchable(self._codec):
+    if not self.decodes_in_batches:
       return super().read_batch(idx)
     try:
       return self._read_batch(idx)
