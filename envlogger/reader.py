@@ -362,7 +362,8 @@ class Reader:
     object per episode. Logs with no zlib-compressed leaf (the compact
     format; default logs of small leaves) decode records of one layout in
     groups, with numpy over many records at once (millions of steps per
-    second on small observations); other logs decode episode by episode.
+    second on small observations); other logs parse each record and decode
+    each leaf for many records at once.
 
     Args:
       episodes: which episodes, in the order given: None for all, a slice, or

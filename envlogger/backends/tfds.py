@@ -1003,12 +1003,10 @@ class TFDSLogSource(source.LogSource):
 
   @property
   def decodes_in_batches(self) -> bool:
-    return _batch_decode.batchable(self._codec)
+    return True  # _batch_decode: groups of one layout, or records parsed one by one
 
   def read_batch(self, indices: Sequence[int]) -> rlds.EpisodeBatch:
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if not self.decodes_in_batches:
-      return super().read_batch(idx)
     try:
       return self._read_batch(idx)
     except (OSError, ValueError):  # damage: read one by one, for the error naming the episode
