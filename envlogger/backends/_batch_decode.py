@@ -29,13 +29,12 @@ builds a Python object per value).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from envlogger import _schema as S
-from envlogger import _zlib, rlds
+from envlogger import rlds
 from envlogger.backends import _example_wire as wire
 from envlogger.backends import _tfds_codec as C
 
@@ -391,23 +390,7 @@ def _leaf_column(leaf: C._Leaf, feats: list, ns: list[int]) -> np.ndarray:
         break
       entries += got
     else:
-      size = leaf.step_nbytes
-      try:
-        if size < _zlib.SMALL:  # the stdlib's inflate, called directly (a call per step)
-          raw = bytearray().join([zlib.decompress(e) for e in entries])
-          if len(raw) != total * size:
-            raise wire.WireError(f'feature {leaf.key!r}: steps of other sizes than {size} bytes')
-        else:  # large entries (frames): inflated into place, one at a time (not all held at once)
-          raw = bytearray(total * size)
-          view = memoryview(raw)
-          for j, e in enumerate(entries):
-            step = _zlib.decompress(e, size)
-            if len(step) != size:
-              raise wire.WireError(f'feature {leaf.key!r}: a step of {len(step)} bytes, not {size}')
-            view[j * size : (j + 1) * size] = step
-      except _zlib.error as e:
-        raise wire.WireError(f'feature {leaf.key!r}: {e}') from None
-      return np.frombuffer(raw, dtype=leaf.dtype).reshape(shape)
+      return C.inflate_column(leaf, entries)
   elif leaf.kind == 'bool' or (leaf.kind == 'raw' and leaf.encoding == C.INT64):
     joined = _one_byte_values(feats, leaf.key, [n * leaf.size for n in ns])
     if joined is not None:

@@ -20,6 +20,7 @@ decoding can also take a window of steps (what a random step read needs).
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import numpy as np
@@ -303,13 +304,8 @@ def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
     entries = wire.bytes_entries(payload)
     if len(entries) == n:  # one entry per step, as TFDS writes Tensor(encoding=...)
       if leaf.encoding == ZLIB:
-        try:
-          size = leaf.step_nbytes
-          raw = bytearray().join([_zlib.decompress(e, size) for e in entries[lo:hi]])
-        except _zlib.error as e:
-          raise WireError(f'feature {leaf.key!r}: {e}') from None
-      else:
-        raw = bytearray().join(entries[lo:hi])
+        return inflate_column(leaf, entries[lo:hi])
+      raw = bytearray().join(entries[lo:hi])
       if len(raw) == (hi - lo) * leaf.step_nbytes:
         return np.frombuffer(raw, dtype=leaf.dtype).reshape(shape)
     raise WireError(
@@ -333,6 +329,31 @@ def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
   out = np.empty(len(values), dtype=object)
   out[:] = [bytes(v).decode('utf-8') for v in values] if leaf.kind == 'str' else [bytes(v) for v in values]
   return out.reshape(shape)
+
+
+def inflate_column(leaf: _Leaf, entries: list) -> np.ndarray:
+  """The column of a zlib leaf from its entries (one zlib stream per step), writable.
+
+  Raises:
+    WireError: an entry is not a zlib stream of one step's bytes.
+  """
+  size = leaf.step_nbytes
+  try:
+    if size < _zlib.SMALL:  # boards: the stdlib's inflate, called directly (a call per step)
+      raw = bytearray().join([zlib.decompress(e) for e in entries])
+      if len(raw) != len(entries) * size:
+        raise WireError(f'feature {leaf.key!r}: steps of other sizes than {size} bytes')
+    else:  # frames: inflated into place one by one (not all held at once, then joined)
+      raw = bytearray(len(entries) * size)
+      view = memoryview(raw)
+      for j, e in enumerate(entries):
+        step = _zlib.decompress(e, size)
+        if len(step) != size:
+          raise WireError(f'feature {leaf.key!r}: a step of {len(step)} bytes, not {size}')
+        view[j * size : (j + 1) * size] = step
+  except _zlib.error as e:
+    raise WireError(f'feature {leaf.key!r}: {e}') from None
+  return np.frombuffer(raw, dtype=leaf.dtype).reshape(len(entries), *leaf.shape)
 
 
 _IS_FIRST = f'{S.STEPS}/{S.IS_FIRST}'
