@@ -306,7 +306,7 @@ def _decode_parsed(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatc
   if not records:
     return rlds.concat_episodes([], codec.casters)
   feats = [codec._parse(r) for r in records]
-  bodies = [_packed_body(C._payload(f, C._IS_FIRST)) for f in feats]
+  bodies = [wire.packed_body(C._payload(f, C._IS_FIRST)) for f in feats]
   if all(b is not None for b in bodies) and b''.join(bodies).isascii():
     ns = [len(b) for b in bodies]  # a byte per flag
   else:
@@ -330,27 +330,13 @@ def _decode_parsed(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatc
   )
 
 
-def _packed_body(payload: memoryview) -> memoryview | None:
-  """The values of an Int64List payload that is one packed field, else None."""
-  if len(payload) < 2 or payload[0] != 0x0A:
-    return None
-  length = payload[1]
-  if length < 0x80:
-    return payload[2:] if length + 2 == len(payload) else None
-  try:
-    length, pos = wire._read_varint(payload, 1)
-  except (IndexError, wire.WireError):
-    return None
-  return payload[pos:] if pos + length == len(payload) else None
-
-
 def _one_byte_values(feats: list, key: str, counts: list[int]) -> np.ndarray | None:
   """The values of Int64List `key` of every record, joined (uint8), if each is
   one packed field of one-byte values (0..127) and record i holds `counts[i]`
   of them; else None."""
   bodies = []
   for f, count in zip(feats, counts):
-    body = _packed_body(C._payload(f, key))
+    body = wire.packed_body(C._payload(f, key))
     if body is None or len(body) != count:
       return None
     bodies.append(body)

@@ -324,6 +324,9 @@ def parse_like(
       length = data[pos + 1]
       if length < 0x80:
         pos += 2
+      elif data[pos + 2] < 0x80:  # two-byte lengths inline (a call costs about 0.4 us)
+        length = (length & 0x7F) | (data[pos + 2] << 7)
+        pos += 3
       else:
         length, pos = _read_varint(buf, pos + 1)
       eend = pos + length
@@ -333,6 +336,9 @@ def parse_like(
       flen = data[f]
       if flen < 0x80:
         f += 1
+      elif data[f + 1] < 0x80:
+        flen = (flen & 0x7F) | (data[f + 1] << 7)
+        f += 2
       else:
         flen, f = _read_varint(buf, f)
       if f + flen != eend:
@@ -341,6 +347,9 @@ def parse_like(
       klen = data[f + 1]
       if klen < 0x80:
         f += 2
+      elif data[f + 2] < 0x80:
+        klen = (klen & 0x7F) | (data[f + 2] << 7)
+        f += 3
       else:
         klen, f = _read_varint(buf, f + 1)
       if f + klen != eend or ktag & 7 != 2:
@@ -380,16 +389,36 @@ def fixed_entries(payload: memoryview, n: int, size: int) -> np.ndarray | None:
   row = len(head) + size
   if len(payload) != n * row:
     return None
-  for j in range(len(head)):  # every entry starts with the same tag and length
-    if payload[j::row] != head[j : j + 1] * n:
+  # Every entry starts with the same tag and length: the heads, gathered by a
+  # strided view in one C copy, are compared at once (2 us for 1000 entries).
+  if not n or not size:  # no bytes to view: the heads are the payload
+    return np.zeros((n, size), dtype=np.uint8) if payload == head * n else None
+  if np.ndarray((n,), f'V{len(head)}', payload, 0, (row,)).tobytes() != head * n:
+    return None
+  return np.ndarray((n, size), np.uint8, payload, len(head), (row, 1))
+
+
+def packed_body(payload: memoryview) -> memoryview | None:
+  """The varints of an Int64List payload that is one packed field (as we write
+  them), else None."""
+  if len(payload) < 2 or payload[0] != _LEN1:
+    return None
+  length = payload[1]
+  if length < 0x80:
+    pos = 2
+  else:
+    try:
+      length, pos = _read_varint(payload, 1)
+    except WireError:
       return None
-  return np.frombuffer(payload, dtype=np.uint8).reshape(n, row)[:, len(head) :]
+  return payload[pos:] if pos + length == len(payload) else None
 
 
 def bool_values(payload: memoryview) -> np.ndarray:
   """The values of an Int64List payload as a bool array (nonzero -> True; may be read-only)."""
-  if len(payload) >= 2 and payload[0] == _LEN1 and payload[1] + 2 == len(payload):
-    packed = bytes(payload[2:])
+  body = packed_body(payload)
+  if body is not None:
+    packed = bytes(body)
     if not packed.translate(None, b'\x00\x01'):  # 0/1 bytes, as bool_feature writes them
       return np.frombuffer(packed, dtype=np.bool_)  # read-only
   return int64_values(payload).astype(bool)
@@ -397,9 +426,9 @@ def bool_values(payload: memoryview) -> np.ndarray:
 
 def int64_values(payload: memoryview) -> np.ndarray:
   """The values of an Int64List payload (packed or not)."""
-  if len(payload) >= 2 and payload[0] == _LEN1 and payload[1] < 0x80 and payload[1] + 2 == len(payload):
-    # The common case, as we write it: one packed field shorter than 128 bytes.
-    packed = bytes(payload[2:])
+  body = packed_body(payload)
+  if body is not None:  # the common case, as we write it: one packed field
+    packed = bytes(body)
     if packed.isascii():  # every value is one byte (0..127): flags, small actions
       return np.frombuffer(packed, dtype=np.uint8).astype(np.int64)
     return decode_varints(np.frombuffer(packed, dtype=np.uint8))
