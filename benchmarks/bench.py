@@ -68,6 +68,8 @@ QUICK = {
   'atari': Params(episodes=9, repeats=3, hot_repeats=1, samples=30, episode_samples=10),
   'mujoco': Params(episodes=9, repeats=3, hot_repeats=1, samples=200, episode_samples=10),
 }
+# Write modes whose whole-loop overhead is measured beside the default's.
+FORCED = {'async_writes=True': {'async_writes': True}, 'async_writes=False': {'async_writes': False}}
 CHUNK_STEPS = 5000  # as_columns() and Reader.steps passes timed over chunks of this many steps
 IMPORT_REPEATS = {'full': 5, 'quick': 1}
 # The Reader keeps a few decoded episodes (a small LRU cache). Random reads are
@@ -195,9 +197,9 @@ def loop_bare(env: dm_env.Environment, actions: list) -> None:
   env.close()
 
 
-def loop_logged(env: dm_env.Environment, actions: list, data_dir: str) -> None:
+def loop_logged(env: dm_env.Environment, actions: list, data_dir: str, **kwargs: Any) -> None:
   """From the logger's construction to the end of its close()."""
-  logger = envlogger.EnvLogger(env, data_directory=data_dir)
+  logger = envlogger.EnvLogger(env, data_directory=data_dir, **kwargs)
   logger.reset()
   step = logger.step
   for a in actions:
@@ -261,8 +263,9 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   )
   add('logger fixed cost (construct, reset, close)', fixed.wall, 'ms', 1e3, fixed.cpu)
 
-  # Whole loops in turn: bare env, through EnvLogger, numpy baseline.
-  runs: dict[str, list[tuple[float, float]]] = {'bare': [], 'logged': [], 'numpy': []}
+  # Whole loops in turn: bare env, through EnvLogger (the default, and each
+  # write mode forced), numpy baseline.
+  runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ('bare', 'logged', 'numpy', *FORCED)}
   log_dir = npy_dir = ''
   for r in range(p.repeats):
     for d in (log_dir, npy_dir):
@@ -274,7 +277,15 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
       ('logged', lambda d=log_dir: loop_logged(make_env(), actions, d)),
       ('numpy', lambda d=npy_dir: loop_numpy(make_env(), actions, d)),
     ]
-    for kind, fn in kinds[r % 3 :] + kinds[: r % 3]:
+    for label, kwargs in FORCED.items():
+      d = os.path.join(work, f'{w}_forced_{len(runs[label])}')
+
+      def forced(d=d, kwargs=kwargs):
+        loop_logged(make_env(), actions, d, **kwargs)
+        shutil.rmtree(d)
+
+      kinds.append((label, forced))
+    for kind, fn in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
       runs[kind].append(_timed(fn))
   t = {k: Times(np.array([x for x, _ in v]), np.array([c for _, c in v])) for k, v in runs.items()}
   bare, logged, npy = t['bare'], t['logged'], t['numpy']
@@ -293,6 +304,15 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   ]:
     wall, cpu = per_step(f)
     add(name, wall, unit, scale, cpu)
+  for label in FORCED:
+    forced = t[label]
+    add(
+      f'logging overhead, {label}',
+      (forced.wall - bare.wall) / calls,
+      'us/step',
+      1e6,
+      (forced.cpu - bare.cpu) / calls,
+    )
 
   # Hot path: each step() call timed alone, in each write mode: 'logged' is
   # the default (async_writes=None: journal and background writer for steps
