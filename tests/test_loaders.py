@@ -355,6 +355,26 @@ def test_every_window_matches_the_log(log):
         tree.map_structure(lambda x, y, b=b: np.testing.assert_array_equal(x[b], y), batch, windows[int(i)])
 
 
+@pytest.mark.parametrize('cache_episodes', [1, 3, None])
+def test_batches_decoded_together_equal_items_read_alone(log, cache_episodes, monkeypatch):
+  """A batch reads its uncached short episodes with one as_columns call; the
+  longer ones (here: every episode, BATCH_EPISODE_BYTES lowered) one by one.
+  Either way, and with cached episodes mixed in, items equal those read alone."""
+  rng = np.random.default_rng(4)
+  for batch_bytes in (loaders.BATCH_EPISODE_BYTES, 0):
+    monkeypatch.setattr(loaders, 'BATCH_EPISODE_BYTES', batch_bytes)
+    for view, alone in (
+      (loaders.Transitions(log, cache_episodes=cache_episodes), loaders.Transitions(log, cache_episodes=1)),
+      (loaders.Windows(log, 3, pad=True, cache_episodes=cache_episodes), loaders.Windows(log, 3, pad=True)),
+    ):
+      with view, alone:
+        n = len(view)
+        for idx in (np.arange(n), rng.integers(0, n, size=25), rng.permutation(n)[:7]):
+          batch = view.batch(idx)
+          for b, i in enumerate(idx.tolist()):
+            tree.map_structure(lambda x, y, b=b: np.testing.assert_array_equal(x[b], y), batch, alone[i])
+
+
 def test_episode_selection_and_index(catch_log):
   with envlogger.Reader(data_directory=catch_log) as reader:
     lengths = reader.episode_lengths()
