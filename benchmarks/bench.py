@@ -41,6 +41,7 @@ import envs
 import numpy as np
 
 import envlogger
+from envlogger import loaders
 from envlogger.convert import convert
 
 
@@ -70,7 +71,8 @@ QUICK = {
 }
 # Write modes whose whole-loop overhead is measured beside the default's.
 FORCED = {'async_writes=True': {'async_writes': True}, 'async_writes=False': {'async_writes': False}}
-CHUNK_STEPS = 5000  # as_columns() and Reader.steps passes timed over chunks of this many steps
+CHUNK_STEPS = 5000
+LOADER_ITEMS = 20_000  # shuffled transitions read in batches of 256, at most  # as_columns() and Reader.steps passes timed over chunks of this many steps
 IMPORT_REPEATS = {'full': 5, 'quick': 1}
 # The Reader keeps a few decoded episodes (a small LRU cache). Random reads are
 # spread so that each one's episode is not among the last RECENT episodes read
@@ -489,6 +491,19 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any], prefi
   for key, name in (('seq', 'Reader sequential, Reader.steps'), ('col', 'Reader columnar, as_columns()')):
     label = f'{prefix}{name} (median {CHUNK_STEPS}-step chunk)'
     metrics.append(Metric(w, label, float(np.median(rates[key])), 'steps/s'))
+
+  # Training batches: shuffled Transitions, 256 at a time (a pass over the
+  # log, at most LOADER_ITEMS transitions), timed batch by batch.
+  rates = []
+  with loaders.Transitions(log_dir) as transitions:
+    order = np.random.default_rng(0).permutation(len(transitions))[:LOADER_ITEMS]
+    for lo in range(0, len(order) - 255, 256):
+      t0 = clock()
+      transitions.batch(order[lo : lo + 256])
+      rates.append(256 / (clock() - t0) * 1e9)
+  metrics.append(
+    Metric(w, prefix + 'Transitions.batch(256), shuffled (median batch)', float(np.median(rates)), 'items/s')
+  )
 
   rng = np.random.RandomState(1)
   with envlogger.Reader(log_dir) as r:
