@@ -268,20 +268,6 @@ class _EpisodeView(abc.ABC):
 
   # -- access ---------------------------------------------------------------------
 
-  def _columns(self, episode: int) -> _Columns:
-    reader = self.reader
-    with self._lock:  # the Reader is not thread-safe: threads decode one at a time
-      cols = self._cache.get(episode)
-      if cols is not None:
-        self._cache.move_to_end(episode)
-        return cols
-      cols = _Columns(reader.episodes[episode].as_rlds()[_schema.STEPS])
-      self._check_fields(cols)
-      self._cache[episode] = cols
-      while self._cache_size is not None and len(self._cache) > self._cache_size:
-        self._cache.popitem(last=False)
-      return cols
-
   def _extra_fields(self, cols: _Columns) -> tuple[tuple[str, str], ...]:
     """(custom step field, output key) pairs."""
     if self._fields is None:
@@ -326,12 +312,8 @@ class _EpisodeView(abc.ABC):
     idx = self._normalize(indices)
     if len(self) == 0:
       raise IndexError(f'this {type(self).__name__} is empty')
-    if idx.size == 0:  # shapes and dtypes come from the first episode with items
-      pos = np.searchsorted(self._offsets, [0], side='right') - 1
-      lengths = self._lengths[pos]
-      starts = self._steps(np.zeros(1, np.int64), lengths)
-      one = self._gather_episode(self._columns(int(self._episodes[pos[0]])), starts, lengths)
-      return tree.map_structure(lambda x: x[:0], one)
+    if idx.size == 0:  # shapes and dtypes: those of item 0, none of its rows
+      return tree.map_structure(lambda x: x[:0], self.batch([0]))
     pos = np.searchsorted(self._offsets, idx, side='right') - 1
     lengths = self._lengths[pos]
     starts = self._steps(idx - self._offsets[pos], lengths)

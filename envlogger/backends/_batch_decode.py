@@ -363,7 +363,7 @@ def _leaf_column(leaf: C._Leaf, feats: list, ns: list[int]) -> np.ndarray:
   shape = (total, *leaf.shape)
   if leaf.kind == 'raw' and leaf.encoding == C.BYTES and leaf.step_nbytes:
     payloads = [C._payload(f, leaf.key) for f in feats]
-    row = len(wire._len_field(0x0A, leaf.step_nbytes)) + leaf.step_nbytes
+    row = len(wire._len_field(wire._LEN1, leaf.step_nbytes)) + leaf.step_nbytes
     if [len(p) for p in payloads] == [n * row for n in ns]:
       rows = wire.fixed_entries(memoryview(b''.join(payloads)), total, leaf.step_nbytes)
       if rows is not None:
