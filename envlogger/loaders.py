@@ -41,6 +41,8 @@ from envlogger.reader import Reader
 Source = str | os.PathLike | Reader
 # Episodes up to this many raw bytes of steps are decoded in batches (see `_sources`).
 BATCH_EPISODE_BYTES = 64 << 10
+# A longer episode a batch needs fewer than 1/SPARSE_ROWS of the steps of has only those decoded.
+SPARSE_ROWS = 4
 
 _RLDS_STEP_FIELDS = (
   _schema.OBSERVATION,
@@ -319,7 +321,7 @@ class _EpisodeView(abc.ABC):
     starts = self._steps(idx - self._offsets[pos], lengths)
     # parts: (which items, columns, their first rows there, where their episodes end there)
     parts = []
-    for items, cols, base in self._sources(self._episodes[pos], lengths):
+    for items, cols, base in self._sources(self._episodes[pos], lengths, starts):
       parts.append((items, cols, base + starts[items], base + lengths[items]))
     if len(parts) == 1:
       _, cols, rows, ends = parts[0]
@@ -335,25 +337,31 @@ class _EpisodeView(abc.ABC):
     return tree.unflatten_as(gathered[0], out)
 
   def _sources(
-    self, episodes: np.ndarray, lengths: np.ndarray
+    self, episodes: np.ndarray, lengths: np.ndarray, starts: np.ndarray
   ) -> list[tuple[np.ndarray, _Columns, np.ndarray]]:
-    """Where the steps of `episodes` (Reader indexes and lengths, one per item) are:
-    (items, columns, each item's episode's first row in them).
+    """Where the steps of the items are: (items, columns, for each item the row
+    of its episode's step 0 there, so that its first step is at that row plus
+    its start). `episodes`, `lengths`, `starts`: each item's Reader episode,
+    its length and the item's first step.
 
     Cached episodes are their own sources. Short episodes not cached (up to
     BATCH_EPISODE_BYTES of raw steps) are decoded together by one
     `Reader.as_columns` call (records decoded in batches: 1.6x (default
     format) to 5x (compact) faster per step than one by one on Catch-like
-    episodes); longer ones one by one (batching them only adds copies). The
-    last `cache_episodes` decoded are cached.
+    episodes). Of a longer episode, only the steps the items need are decoded
+    when that is less than 1/SPARSE_ROWS of it (random batches from logs of
+    long episodes: 2 steps of 200 frames per transition); else it is decoded
+    whole. The last `cache_episodes` episodes decoded whole are cached.
     """
     reader = self.reader  # first: in a forked child, this resets the cache and the lock
     unique, where, inverse = np.unique(episodes, return_index=True, return_inverse=True)
     sizes = (lengths[where] * max(1, sum(reader._source.casters.step_nbytes))).tolist()
+    span = self._span()
     sources = []
     with self._lock:  # the Reader is not thread-safe: threads decode one at a time
       short, decoded = [], []
       for u, e in enumerate(unique.tolist()):
+        items = np.flatnonzero(inverse == u)
         cols = self._cache.get(e)
         if cols is not None:
           self._cache.move_to_end(e)
@@ -361,10 +369,17 @@ class _EpisodeView(abc.ABC):
           short.append(u)
           continue
         else:
+          n = int(lengths[where[u]])
+          rows = np.unique(np.minimum(starts[items, None] + np.arange(span), n - 1))
+          if len(rows) * SPARSE_ROWS < n:  # only the steps needed, at rows 0..len(rows)-1
+            cols = _Columns(reader._rlds_rows(e, rows))
+            self._check_fields(cols)
+            first = starts[items]
+            sources.append((items, cols, np.searchsorted(rows, first) - first))
+            continue
           cols = _Columns(reader.episodes[e].as_rlds()[_schema.STEPS])
           self._check_fields(cols)
           decoded.append((e, cols))
-        items = np.flatnonzero(inverse == u)
         sources.append((items, cols, np.zeros(len(items), dtype=np.int64)))
       if short:
         block = reader.as_columns(unique[short])
@@ -385,6 +400,10 @@ class _EpisodeView(abc.ABC):
       while self._cache_size is not None and len(self._cache) > self._cache_size:
         self._cache.popitem(last=False)
     return sources
+
+  @abc.abstractmethod
+  def _span(self) -> int:
+    """Steps an item covers from its first step (defined by each view)."""
 
   @abc.abstractmethod
   def _gather_episode(self, cols: _Columns, rows: np.ndarray, ends: np.ndarray) -> dict[str, Any]:
@@ -542,6 +561,9 @@ class Transitions(_EpisodeView):
   def _output_names(self) -> tuple[str, ...]:
     return self._OUTPUTS
 
+  def _span(self) -> int:
+    return 2  # o_k and o_{k+1}
+
   def _gather_episode(self, cols: _Columns, rows: np.ndarray, ends: np.ndarray) -> dict[str, Any]:
     f = cols.fields
     k, k1 = rows, rows + 1
@@ -633,6 +655,9 @@ class Windows(_EpisodeView):
 
   def _output_names(self) -> tuple[str, ...]:
     return self._OUTPUTS
+
+  def _span(self) -> int:
+    return self.size
 
   def _gather_episode(self, cols: _Columns, rows: np.ndarray, ends: np.ndarray) -> dict[str, Any]:
     rows = rows[:, None] + np.arange(self.size)

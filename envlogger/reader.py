@@ -320,6 +320,11 @@ class Reader:
       yield e, k, batch
       e += k
 
+  def _rlds_rows(self, episode: int, rows: np.ndarray) -> dict[str, Any]:
+    """RLDS step fields of steps `rows` (indexes, in that order) of an episode,
+    decoding only those steps where the log's format allows (for the loaders)."""
+    return _rlds_steps(self._source.read_rows(episode, rows), self._source.casters)
+
   def _step(self, i: int) -> StepData:
     e = bisect.bisect_right(self._starts_list, i) - 1
     ep, k = self._source.read_step(e, i - self._starts_list[e])

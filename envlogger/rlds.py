@@ -148,6 +148,24 @@ def concat_episodes(episodes: Sequence[Episode], casters: Casters) -> EpisodeBat
   )
 
 
+def take_rows(episode: Episode, rows: np.ndarray) -> Episode:
+  """Steps `rows` (indexes, in that order) of an episode: its columns and flags
+  at those rows (fresh arrays); the episode's own fields are kept."""
+  mask = episode.has_custom_data
+  return Episode(
+    columns={field: [c[rows] for c in cols] for field, cols in episode.columns.items()},
+    is_first=episode.is_first[rows],
+    is_last=episode.is_last[rows],
+    is_terminal=episode.is_terminal[rows],
+    has_custom_data=None if mask is None else mask[rows],
+    metadata=episode.metadata,
+    episode_id=episode.episode_id,
+    run_id=episode.run_id,
+    cut_short=episode.cut_short,
+    invalid=episode.invalid,
+  )
+
+
 def split_batch(batch: EpisodeBatch) -> list[Episode]:
   """The episodes of a batch; their arrays are views into the batch's."""
   bounds = np.concatenate([[0], np.cumsum(batch.lengths)]).tolist()

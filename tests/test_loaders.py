@@ -357,22 +357,39 @@ def test_every_window_matches_the_log(log):
 
 @pytest.mark.parametrize('cache_episodes', [1, 3, None])
 def test_batches_decoded_together_equal_items_read_alone(log, cache_episodes, monkeypatch):
-  """A batch reads its uncached short episodes with one as_columns call; the
-  longer ones (here: every episode, BATCH_EPISODE_BYTES lowered) one by one.
-  Either way, and with cached episodes mixed in, items equal those read alone."""
+  """A batch reads its uncached short episodes with one as_columns call; of the
+  longer ones (here: every episode, BATCH_EPISODE_BYTES lowered) only the steps
+  its items need (SPARSE_ROWS 0: always), or whole ones (SPARSE_ROWS huge).
+  Each way, and with cached episodes mixed in, items equal those read one at a
+  time with the defaults (checked against the log by the tests above)."""
+  views = {
+    'transitions': lambda **kw: loaders.Transitions(log, **kw),
+    'windows': lambda **kw: loaders.Windows(log, 3, pad=True, **kw),
+  }
+  expected = {}
+  for name, make in views.items():
+    with make(cache_episodes=1) as alone:
+      expected[name] = [alone[i] for i in range(len(alone))]
   rng = np.random.default_rng(4)
-  for batch_bytes in (loaders.BATCH_EPISODE_BYTES, 0):
+  sparse_reads = []
+  rlds_rows = envlogger.Reader._rlds_rows
+  monkeypatch.setattr(
+    envlogger.Reader, '_rlds_rows', lambda r, e, rows: sparse_reads.append(e) or rlds_rows(r, e, rows)
+  )
+  for batch_bytes, sparse_rows in ((loaders.BATCH_EPISODE_BYTES, loaders.SPARSE_ROWS), (0, 0), (0, 10**9)):
     monkeypatch.setattr(loaders, 'BATCH_EPISODE_BYTES', batch_bytes)
-    for view, alone in (
-      (loaders.Transitions(log, cache_episodes=cache_episodes), loaders.Transitions(log, cache_episodes=1)),
-      (loaders.Windows(log, 3, pad=True, cache_episodes=cache_episodes), loaders.Windows(log, 3, pad=True)),
-    ):
-      with view, alone:
+    monkeypatch.setattr(loaders, 'SPARSE_ROWS', sparse_rows)
+    sparse_reads.clear()
+    for name, make in views.items():
+      with make(cache_episodes=cache_episodes) as view:
         n = len(view)
         for idx in (np.arange(n), rng.integers(0, n, size=25), rng.permutation(n)[:7]):
           batch = view.batch(idx)
           for b, i in enumerate(idx.tolist()):
-            tree.map_structure(lambda x, y, b=b: np.testing.assert_array_equal(x[b], y), batch, alone[i])
+            tree.map_structure(
+              lambda x, y, b=b: np.testing.assert_array_equal(x[b], y), batch, expected[name][i]
+            )
+    assert bool(sparse_reads) == (sparse_rows == 0)  # the path under test was taken
 
 
 def test_episode_selection_and_index(catch_log):

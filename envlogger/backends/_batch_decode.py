@@ -382,4 +382,4 @@ def _leaf_column(leaf: C._Leaf, feats: list, ns: list[int]) -> np.ndarray:
     if joined is not None:
       return joined.astype(bool if leaf.kind == 'bool' else leaf.dtype).reshape(shape)
   # Anything else (strings, multi-byte integers, odd layouts): record by record.
-  return np.concatenate([C._decode_column(leaf, f, n, 0, n) for f, n in zip(feats, ns)])
+  return np.concatenate([C._decode_column(leaf, f, n, slice(0, n)) for f, n in zip(feats, ns)])

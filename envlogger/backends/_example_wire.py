@@ -370,6 +370,9 @@ def bytes_entries(payload: memoryview) -> list[memoryview]:
     length = payload[pos + 1] if pos + 1 < end else 0x80
     if length < 0x80:  # one-byte length, read inline (the common case)
       pos += 2
+    elif pos + 2 < end and payload[pos + 2] < 0x80:  # two bytes (compressed frames), inline too
+      length = (length & 0x7F) | (payload[pos + 2] << 7)
+      pos += 3
     else:
       length, pos = _read_varint(payload, pos + 1)
     if pos + length > end or tag & 7 != 2:

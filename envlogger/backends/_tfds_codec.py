@@ -205,14 +205,16 @@ class Codec:
 
   # -- decoding ---------------------------------------------------------------
 
-  def decode(self, data: bytes, rows: tuple[int, int] | None = None) -> rlds.Episode:
+  def decode(self, data: bytes, rows: tuple[int, int] | np.ndarray | None = None) -> rlds.Episode:
     """Decodes an Example into an episode's columns.
 
     Args:
       data: a serialized Example.
       rows: (lo, hi) to decode only steps lo..hi-1 (a window of the episode:
         its columns and flags hold those steps only, and only their zlib
-        entries are decompressed); None for every step.
+        entries are decompressed), or an int array of step indexes (the
+        columns and flags hold those steps, in that order); None for every
+        step.
 
     Raises:
       WireError: the bytes are not an episode of this schema.
@@ -220,18 +222,24 @@ class Codec:
     feats = self._parse(data)
     is_first = _flags(feats, _IS_FIRST)
     n = len(is_first)
-    lo, hi = (0, n) if rows is None else rows
-    if not 0 <= lo <= hi <= n:
-      raise ValueError(f'rows {rows} out of range for an episode of {n} steps')
+    if isinstance(rows, np.ndarray):
+      if rows.size and not (rows.min() >= 0 and rows.max() < n):
+        raise ValueError(f'rows out of range for an episode of {n} steps')
+      sel = rows
+    else:
+      lo, hi = (0, n) if rows is None else rows
+      if not 0 <= lo <= hi <= n:
+        raise ValueError(f'rows {rows} out of range for an episode of {n} steps')
+      sel = slice(lo, hi)
     columns = {
-      field: [_decode_column(leaf, feats, n, lo, hi) for leaf in leaves]
+      field: [_decode_column(leaf, feats, n, sel) for leaf in leaves]
       for field, leaves in self.step_leaves.items()
     }
     is_last, is_terminal = _flags(feats, _IS_LAST), _flags(feats, _IS_TERMINAL)
     has_custom = None if self.schema.custom_data_spec is None else _flags(feats, _HAS_CUSTOM_DATA)
-    if rows is not None:  # a window: its rows of the flags (whole episodes skip the slicing)
-      is_first, is_last, is_terminal = is_first[lo:hi], is_last[lo:hi], is_terminal[lo:hi]
-      has_custom = None if has_custom is None else has_custom[lo:hi]
+    if rows is not None:  # part of the episode: its rows of the flags (whole episodes skip this)
+      is_first, is_last, is_terminal = is_first[sel], is_last[sel], is_terminal[sel]
+      has_custom = None if has_custom is None else has_custom[sel]
     return rlds.Episode(
       columns=columns,
       is_first=is_first,
@@ -265,7 +273,7 @@ class Codec:
       return None
     if not _flags(feats, S.HAS_EPISODE_METADATA)[0]:
       return None
-    values = [rlds.scalarize(_decode_column(leaf, feats, 1, 0, 1)[0]) for leaf in self.meta_leaves]
+    values = [rlds.scalarize(_decode_column(leaf, feats, 1, slice(0, 1))[0]) for leaf in self.meta_leaves]
     return self.casters.episode_metadata.unflatten(values)
 
 
@@ -292,21 +300,25 @@ def _payload(feats, key: str) -> memoryview:
   return entry[1]
 
 
-def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
-  """Steps lo..hi-1 of a leaf's column, as a writable array (callers may modify it)."""
-  shape = (hi - lo, *leaf.shape)
+def _decode_column(leaf: _Leaf, feats, n: int, sel: slice | np.ndarray) -> np.ndarray:
+  """Steps `sel` (a slice of 0..n, or an index array) of a leaf's column, as a
+  writable array (callers may modify it)."""
+  count = len(range(n)[sel]) if isinstance(sel, slice) else len(sel)
+  shape = (count, *leaf.shape)
   payload = _payload(feats, leaf.key)
   if leaf.kind == 'raw' and leaf.encoding != INT64:
     if leaf.encoding == BYTES:
       rows = wire.fixed_entries(payload, n, leaf.step_nbytes)  # our layout: a zero-copy view
       if rows is not None:
-        return rows[lo:hi].copy().view(leaf.dtype).reshape(shape)
+        picked = rows[sel].copy() if isinstance(sel, slice) else rows[sel]  # an index array copies
+        return picked.view(leaf.dtype).reshape(shape)
     entries = wire.bytes_entries(payload)
     if len(entries) == n:  # one entry per step, as TFDS writes Tensor(encoding=...)
+      entries = _pick(entries, sel)
       if leaf.encoding == ZLIB:
-        return inflate_column(leaf, entries[lo:hi])
-      raw = bytearray().join(entries[lo:hi])
-      if len(raw) == (hi - lo) * leaf.step_nbytes:
+        return inflate_column(leaf, entries)
+      raw = bytearray().join(entries)
+      if len(raw) == count * leaf.step_nbytes:
         return np.frombuffer(raw, dtype=leaf.dtype).reshape(shape)
     raise WireError(
       f'feature {leaf.key!r} holds {len(entries)} entries (after decompression: not {n} of'
@@ -319,7 +331,10 @@ def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
     values = wire.int64_values(payload)
   if len(values) != n * size:
     raise WireError(f'feature {leaf.key!r} holds {len(values)} values; expected {n * size}')
-  values = values[lo * size : hi * size]
+  if isinstance(sel, slice):
+    values = values[sel.start * size : sel.stop * size]
+  else:  # the values of steps sel, in order
+    values = _pick(values, (sel[:, None] * size + np.arange(size)).ravel())
   if leaf.kind == 'raw':  # integers stored as an Int64List
     if leaf.dtype == np.uint64:
       return values.view(np.uint64).reshape(shape)
@@ -329,6 +344,13 @@ def _decode_column(leaf: _Leaf, feats, n: int, lo: int, hi: int) -> np.ndarray:
   out = np.empty(len(values), dtype=object)
   out[:] = [bytes(v).decode('utf-8') for v in values] if leaf.kind == 'str' else [bytes(v) for v in values]
   return out.reshape(shape)
+
+
+def _pick(values, sel: slice | np.ndarray):
+  """values[sel] for a list or an array (a list indexed by an array: a list)."""
+  if isinstance(sel, slice) or isinstance(values, np.ndarray):
+    return values[sel]
+  return [values[i] for i in sel.tolist()]
 
 
 def inflate_column(leaf: _Leaf, entries: list) -> np.ndarray:

@@ -60,6 +60,12 @@ class LogSource(abc.ABC):
     """
     return self.read_episode(index), k
 
+  def read_rows(self, index: int, rows: np.ndarray) -> rlds.Episode:
+    """Steps `rows` (an int array of step indexes, in that order) of episode
+    `index`, as `rlds.take_rows` gives them. Sources that can decode part of
+    an episode override this to decode only those steps."""
+    return rlds.take_rows(self.read_episode(index), rows)
+
   def read_episode_metadata(self, index: int) -> Any:
     return self.read_episode(index).metadata
 

@@ -976,7 +976,7 @@ class TFDSLogSource(source.LogSource):
   def _in_journal(self, index: int) -> bool:
     return bool(self._state['journal'][self._state['shard'][index]])
 
-  def _decode(self, index: int, rows: tuple[int, int] | None = None) -> rlds.Episode:
+  def _decode(self, index: int, rows: tuple[int, int] | np.ndarray | None = None) -> rlds.Episode:
     if self._in_journal(index):
       ep = self._parse(index, lambda data: _journal.decode(data, self.casters, rows))
     else:
@@ -1048,6 +1048,12 @@ class TFDSLogSource(source.LogSource):
       for j, record in zip(where.tolist(), got):
         records[j] = record
     return records
+
+  def read_rows(self, index: int, rows: np.ndarray) -> rlds.Episode:
+    ep = self._cache.get(index)
+    if ep is not None or self._in_journal(index):  # a journal entry decodes whole (it is raw)
+      return rlds.take_rows(ep if ep is not None else self.read_episode(index), rows)
+    return self._decode(index, rows=np.asarray(rows, dtype=np.int64))
 
   def read_step(self, index: int, k: int) -> tuple[rlds.Episode, int]:
     ep = self._cache.get(index)
