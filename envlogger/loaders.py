@@ -14,9 +14,10 @@ lists) of C-contiguous numpy arrays with a leading batch dimension, so
 `jax.numpy.asarray`, `torch.from_numpy` and numpy take every numeric leaf as
 it is. `StringArray` leaves are numpy object arrays.
 
-Opening builds an index from `Reader.episode_lengths()` (no decoding); an
-episode is decoded when one of its items is read, and the last few decoded
-episodes are kept. The views pickle (they hold the log's directory and reopen
+Opening builds an index from `Reader.episode_lengths()` (no decoding). A
+batch decodes the episodes its items come from at once: short ones together
+(one `Reader.as_columns` call), of long ones only the steps its items need
+(see `_EpisodeView._sources`); the last few episodes decoded whole are kept. The views pickle (they hold the log's directory and reopen
 it in each process), so they work in multi-worker `torch.utils.data.DataLoader`
 (see `envlogger.torch`) and `multiprocessing` pools. This module imports
 neither TensorFlow nor PyTorch.
