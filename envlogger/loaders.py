@@ -17,10 +17,11 @@ it is. `StringArray` leaves are numpy object arrays.
 Opening builds an index from `Reader.episode_lengths()` (no decoding). A
 batch decodes the episodes its items come from at once: short ones together
 (one `Reader.as_columns` call), of long ones only the steps its items need
-(see `_EpisodeView._sources`); the last few episodes decoded whole are kept. The views pickle (they hold the log's directory and reopen
-it in each process), so they work in multi-worker `torch.utils.data.DataLoader`
-(see `envlogger.torch`) and `multiprocessing` pools. This module imports
-neither TensorFlow nor PyTorch.
+(see `_EpisodeView._sources`); the last few episodes decoded whole are kept.
+The views pickle (they hold the log's directory and reopen it in each
+process), so they work in multi-worker `torch.utils.data.DataLoader` (see
+`envlogger.torch`) and `multiprocessing` pools. This module imports neither
+TensorFlow nor PyTorch.
 """
 
 from __future__ import annotations
@@ -358,11 +359,13 @@ class _EpisodeView(abc.ABC):
     unique, where, inverse = np.unique(episodes, return_index=True, return_inverse=True)
     sizes = (lengths[where] * max(1, sum(reader._source.casters.step_nbytes))).tolist()
     span = self._span()
+    order = np.argsort(inverse, kind='stable')  # the items of unique[u]: order[bounds[u]:bounds[u + 1]]
+    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1)).tolist()
     sources = []
     with self._lock:  # the Reader is not thread-safe: threads decode one at a time
       short, decoded = [], []
       for u, e in enumerate(unique.tolist()):
-        items = np.flatnonzero(inverse == u)
+        items = order[bounds[u] : bounds[u + 1]]
         cols = self._cache.get(e)
         if cols is not None:
           self._cache.move_to_end(e)
