@@ -5,13 +5,21 @@ them with `tf.io.decode_compressed(..., 'ZLIB')`). ISA-L (`isal`, a core
 dependency with wheels for Linux, macOS and Windows) writes the same format
 about 3x faster than the stdlib's zlib at the same ratio on image frames
 (8.6 vs 24 us per 84x84x3 frame here, level 1) and reads it 1.6x faster; both
-release the GIL. Small streams are inflated by the stdlib, faster there. The stdlib's zlib is the fallback, so output stays readable
-either way.
+release the GIL. Small streams are inflated by the stdlib, faster there.
+The stdlib's zlib is the fallback, so output stays readable either way.
+
+Columns of large streams (a 200-step episode of 84x84x3 frames: 4 MB) are
+split in two: a helper thread takes the second half while the caller does the
+first (ISA-L releases the GIL). On the 2-core benchmark VM that took inflating
+such an episode from 3.0 to 1.7 ms and compressing it from 1.9 to 1.4 ms.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 try:
   from isal import isal_zlib as _impl
@@ -27,10 +35,69 @@ except ImportError:  # pragma: no cover (isal is a dependency; kept for odd plat
 error = (zlib.error, _impl.error)
 
 
+# A column of at least this many raw bytes is split between two threads.
+PARALLEL_MIN_BYTES = 1 << 20
+_helper: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
+_helper_lock = threading.Lock()
+
+
+def _two_halves(n: int, nbytes: int) -> ThreadPoolExecutor | None:
+  """The helper thread's pool if a column of n streams and `nbytes` raw bytes
+  is worth splitting, else None."""
+  global _helper
+  if n < 2 or nbytes < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2:
+    return None
+  pid = os.getpid()
+  with _helper_lock:
+    if _helper is None or _helper[0] != pid:
+      _helper = (pid, ThreadPoolExecutor(1, thread_name_prefix='envlogger-zlib'))
+    return _helper[1]
+
+
+def _split(n: int, nbytes: int, run) -> None:
+  """run(0, n), or run(n // 2, n) in the helper thread while run(0, n // 2) runs here."""
+  pool = _two_halves(n, nbytes)
+  if pool is None:
+    run(0, n)
+    return
+  half = n // 2
+  other = pool.submit(run, half, n)
+  try:
+    run(0, half)
+  finally:
+    failed = other.exception()  # waits for the helper's half, whatever happened here
+  if failed is not None:
+    raise failed
+
+
 def compress_each(buffers) -> list[bytes]:
   """A zlib stream (RFC 1950) of each buffer (one call for a column of steps)."""
   impl, level = _impl.compress, LEVEL
-  return [impl(b, level) for b in buffers]
+  out: list = [None] * len(buffers)
+
+  def run(lo: int, hi: int) -> None:
+    out[lo:hi] = [impl(b, level) for b in buffers[lo:hi]]
+
+  _split(len(buffers), len(buffers) and memoryview(buffers[0]).nbytes * len(buffers), run)
+  return out
+
+
+def decompress_into(streams, size: int, out: memoryview) -> None:
+  """Inflates streams[j] into out[j * size:(j + 1) * size].
+
+  Raises:
+    one of `error`: a stream is damaged.
+    ValueError: a stream does not inflate to `size` bytes.
+  """
+
+  def run(lo: int, hi: int) -> None:
+    for j in range(lo, hi):
+      data = decompress(streams[j], size)
+      if len(data) != size:
+        raise ValueError(f'a stream of {len(data)} bytes, not {size}')
+      out[j * size : (j + 1) * size] = data
+
+  _split(len(streams), len(streams) * size, run)
 
 
 # For streams this small, compressed and inflated, the stdlib inflates faster

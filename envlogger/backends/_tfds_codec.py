@@ -363,18 +363,13 @@ def inflate_column(leaf: _Leaf, entries: list) -> np.ndarray:
   try:
     if size < _zlib.SMALL:  # boards: the stdlib's inflate, called directly (a call per step)
       raw = bytearray().join([zlib.decompress(e) for e in entries])
-      if len(raw) != len(entries) * size:
-        raise WireError(f'feature {leaf.key!r}: steps of other sizes than {size} bytes')
-    else:  # frames: inflated into place one by one (not all held at once, then joined)
+    else:  # frames: inflated into place (not all held at once, then joined)
       raw = bytearray(len(entries) * size)
-      view = memoryview(raw)
-      for j, e in enumerate(entries):
-        step = _zlib.decompress(e, size)
-        if len(step) != size:
-          raise WireError(f'feature {leaf.key!r}: a step of {len(step)} bytes, not {size}')
-        view[j * size : (j + 1) * size] = step
-  except _zlib.error as e:
+      _zlib.decompress_into(entries, size, memoryview(raw))
+  except (*_zlib.error, ValueError) as e:
     raise WireError(f'feature {leaf.key!r}: {e}') from None
+  if len(raw) != len(entries) * size:
+    raise WireError(f'feature {leaf.key!r}: steps of other sizes than {size} bytes')
   return np.frombuffer(raw, dtype=leaf.dtype).reshape(len(entries), *leaf.shape)
 
 
