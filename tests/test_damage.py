@@ -98,6 +98,18 @@ def test_flipped_bits_are_caught_by_checksums_and_reported(original, tmp_path):
             r.episodes[i].as_rlds()
         else:
           np.testing.assert_array_equal(r.episodes[i].as_rlds()['steps']['observation'], expected)
+    # A sequential pass (decoding blocks of episodes ahead) yields every episode
+    # before the damaged one, then raises; so does a bulk read, at once.
+    with _read_all(d) as r:
+      seen = []
+      with pytest.raises(envlogger.DamagedEpisodeError, match=SHARD):
+        for episode in r.episodes:
+          seen.append(episode.as_rlds()['steps']['observation'])
+      assert len(seen) == hit
+      for got, expected in zip(seen, obs):
+        np.testing.assert_array_equal(got, expected)
+      with pytest.raises(envlogger.DamagedEpisodeError, match=SHARD):
+        r.as_columns()
     # With verify: it is skipped and reported.
     with _read_all(d, verify=True) as r:
       assert len(r.episodes) == len(obs) - 1
