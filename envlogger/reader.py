@@ -367,8 +367,9 @@ class Reader:
     object per episode. Logs with no zlib-compressed leaf (the compact
     format; default logs of small leaves) decode records of one layout in
     groups, with numpy over many records at once (millions of steps per
-    second on small observations); other logs parse each record and decode
-    each leaf for many records at once.
+    second on small observations); other logs written here parse each record
+    and decode each leaf for many records at once; DeepMind's Riegeli logs
+    decode episode by episode.
 
     Args:
       episodes: which episodes, in the order given: None for all, a slice, or
