@@ -71,6 +71,36 @@ def test_integer_out_of_range_is_an_error():
     env.step(np.int64(-1))
 
 
+@pytest.mark.parametrize(
+  'dtype, actions',
+  [
+    (np.int32, [np.int64(7), np.asarray(-3, np.int16), np.uint8(255), np.int64(2**31 - 1), 5, np.int8(-128)]),
+    (np.uint64, [np.uint64(2**64 - 1), np.asarray(9, np.int32), np.int64(0), 3]),
+    (
+      np.float16,
+      [np.float64(0.1), np.asarray(1e-30), np.float32(3.25), 2.5, np.asarray(60001.0, np.float32)],
+    ),
+    (np.float64, [np.float32(0.1), np.float16(0.5), np.asarray(1e-30, np.float32), 1.5]),
+  ],
+)
+def test_scalars_of_other_dtypes_are_stored_as_casts_of_them(tmp_path, dtype, actions):
+  """Numpy scalars and 0-d arrays of another integer or float dtype than the
+  spec's (np.argmax gives int64 for an int32 spec) are stored as casting them
+  to the spec's dtype gives."""
+  env = spec_env.SpecEnv(
+    specs.Array((), np.float32), specs.Array((), dtype), episode_lengths=(len(actions) + 1,)
+  )
+  with envlogger.EnvLogger(env, data_directory=str(tmp_path / 'log')) as logger:
+    logger.reset()
+    for a in actions:
+      logger.step(a)
+  with envlogger.Reader(tmp_path / 'log') as r:
+    stored = r.episodes[0].as_rlds()['steps']['action']
+  assert stored.dtype == dtype
+  expected = [np.asarray(a).astype(dtype) for a in actions]
+  np.testing.assert_array_equal(stored[: len(actions)], expected)
+
+
 class _BadObsEnv(spec_env.SpecEnv):
   """Returns an observation with a missing key on the third step."""
 
