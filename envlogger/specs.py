@@ -308,6 +308,8 @@ class _LeafCast:
       if self.scalar and value.shape == () and self.kind in 'iuf':  # another dtype: its scalar, checked below
         value = value[()]
         t = type(value)
+      elif self.kind == 'f' and value.shape == self.shape and value.dtype.kind in 'biuf':
+        return value.astype(self.dtype)  # a same-kind cast, as cast_to_spec's (one copy, not two)
     if self.scalar and t is not np.ndarray:
       kind = self.kind
       if t is float:

@@ -101,6 +101,27 @@ def test_scalars_of_other_dtypes_are_stored_as_casts_of_them(tmp_path, dtype, ac
   np.testing.assert_array_equal(stored[: len(actions)], expected)
 
 
+@pytest.mark.parametrize('dtype', [np.float32, np.float16, np.float64])
+def test_arrays_of_other_dtypes_are_stored_as_casts_of_them(tmp_path, dtype):
+  """Float leaves given arrays of another numeric dtype store what casting them
+  gives, and keep no reference to the caller's arrays."""
+  actions = [np.arange(3, dtype=np.float64) / 3, np.array([1, -2, 3]), np.array([True, False, True])]
+  actions += [np.array([0.5, 1e-8, 6e4], np.float32), np.array([7, 8, 9], np.uint8)]
+  originals = [a.copy() for a in actions]
+  env = spec_env.SpecEnv(
+    specs.Array((), np.float32), specs.Array((3,), dtype), episode_lengths=(len(actions) + 1,)
+  )
+  with envlogger.EnvLogger(env, data_directory=str(tmp_path / 'log')) as logger:
+    logger.reset()
+    for a in actions:
+      logger.step(a)
+      a[...] = 1  # the caller reuses its buffer
+  with envlogger.Reader(tmp_path / 'log') as r:
+    stored = r.episodes[0].as_rlds()['steps']['action']
+  assert stored.dtype == dtype
+  np.testing.assert_array_equal(stored[: len(actions)], [o.astype(dtype) for o in originals])
+
+
 class _BadObsEnv(spec_env.SpecEnv):
   """Returns an observation with a missing key on the third step."""
 
