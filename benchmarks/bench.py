@@ -351,6 +351,20 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
   for kind in ('bare', 'logged'):
     one(f'step() p50, {kind}', float(np.percentile(us[kind], 50)), 'us')
     one(f'step() p99, {kind}', float(np.percentile(us[kind], 99)), 'us')
+  # Agents often give actions of another dtype than the spec's (np.argmax's
+  # int64 for an int32 spec, float64 for float32): cast on the hot path.
+  other = np.int32 if np.dtype(probe.action_spec().dtype) != np.int32 else np.int64
+  if np.dtype(probe.action_spec().dtype).kind == 'f':
+    other = np.float64 if np.dtype(probe.action_spec().dtype) != np.float64 else np.float32
+  d = os.path.join(work, f'{w}_hot_other_dtype')
+  logger = envlogger.EnvLogger(make_env(), data_directory=d)
+  logger.reset()
+  ns, _ = loop_per_call(
+    logger.step, [np.asarray(a).astype(other)[()] if np.ndim(a) == 0 else a.astype(other) for a in actions]
+  )
+  logger.close()
+  shutil.rmtree(d)
+  one(f'step() p50, logged, actions as {np.dtype(other).name}', float(np.median(ns)) / 1e3, 'us')
   ep = {k: float(np.median(np.concatenate(v))) / 1e3 / make_env.EPISODE_LENGTH for k, v in ep_sums.items()}
   labels = {
     'logged': 'default',
