@@ -353,15 +353,15 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
     one(f'step() p99, {kind}', float(np.percentile(us[kind], 99)), 'us')
   # Agents often give actions of another dtype than the spec's (np.argmax's
   # int64 for an int32 spec, float64 for float32): cast on the hot path.
-  other = np.int32 if np.dtype(probe.action_spec().dtype) != np.int32 else np.int64
-  if np.dtype(probe.action_spec().dtype).kind == 'f':
-    other = np.float64 if np.dtype(probe.action_spec().dtype) != np.float64 else np.float32
+  spec_dtype = np.dtype(probe.action_spec().dtype)
+  pair = (np.float64, np.float32) if spec_dtype.kind == 'f' else (np.int32, np.int64)
+  other = pair[0] if spec_dtype != pair[0] else pair[1]
   d = os.path.join(work, f'{w}_hot_other_dtype')
   logger = envlogger.EnvLogger(make_env(), data_directory=d)
   logger.reset()
   ns, _ = loop_per_call(
-    logger.step, [np.asarray(a).astype(other)[()] if np.ndim(a) == 0 else a.astype(other) for a in actions]
-  )
+    logger.step, [np.asarray(a).astype(other)[()] for a in actions]
+  )  # scalars stay scalars
   logger.close()
   shutil.rmtree(d)
   one(f'step() p50, logged, actions as {np.dtype(other).name}', float(np.median(ns)) / 1e3, 'us')
