@@ -1,7 +1,11 @@
-"""Columns of large zlib streams (frames) are split between the caller and a
-helper thread when written and read (`envlogger._zlib`): the same log either
-way, errors of the helper's half raised, and a forked child uses a helper of
-its own."""
+"""zlib columns (`envlogger._zlib`).
+
+Columns of large streams (frames) are split between the caller and a helper
+thread when written and read: the same log either way, errors of the helper's
+half raised, and a forked child uses a helper of its own. Small values that
+repeat (boards) are compressed once (`Memo`): the same streams, in bounded
+memory.
+"""
 
 from __future__ import annotations
 
@@ -107,3 +111,75 @@ def test_a_forked_child_splits_columns_with_a_helper_of_its_own(tmp_path, split_
   child.join(60)
   assert child.exitcode == 0  # not hung on the parent's helper, which the child does not have
   assert theirs.get() == mine.get()
+
+
+class _CountingImpl:
+  """Stands for the zlib implementation: counts the streams compressed."""
+
+  def __init__(self, impl):
+    self.impl = impl
+    self.calls = 0
+
+  def compress(self, data, level):
+    self.calls += 1
+    return self.impl.compress(data, level)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+  impl = _CountingImpl(_zlib._impl)
+  monkeypatch.setattr(_zlib, '_impl', impl)
+  return impl
+
+
+def _rows(values: np.ndarray, picks) -> np.ndarray:
+  return np.ascontiguousarray(values[np.asarray(picks)])
+
+
+def test_memo_gives_the_streams_of_compress_each_compressing_each_value_once(counted):
+  rng = np.random.default_rng(0)
+  values = rng.integers(0, 4, size=(12, 200), dtype=np.uint8)  # 12 distinct "boards"
+  memo = _zlib.Memo(200)
+  calls = []
+  for picks in ([0, 1, 1, 2, 0], [3, 3, 3], [2, 4, 0, 5, 5, 11], list(range(12)), [7]):
+    rows = _rows(values, picks)
+    before = counted.calls
+    out = memo.compress_each(rows)
+    calls.append(counted.calls - before)
+    assert out == _zlib.compress_each(list(rows))  # the same bytes as without the memo
+    assert [_zlib.decompress(s) for s in out] == [r.tobytes() for r in rows]
+  # each distinct value was compressed once, at its first sight
+  assert calls == [3, 1, 3, 5, 0]
+  assert memo.enabled
+
+
+def test_memo_stays_bounded_and_turns_off_when_values_do_not_repeat(counted):
+  rng = np.random.default_rng(1)
+  memo = _zlib.Memo(200, max_bytes=20_000)
+  for _ in range(20):  # noise: every value new
+    rows = rng.integers(0, 256, size=(10, 200), dtype=np.uint8)
+    assert memo.compress_each(rows) == _zlib.compress_each(list(rows))
+    assert memo._bytes <= memo.max_bytes
+  assert not memo.enabled and not memo._streams  # turned off, its memory freed
+  rows = rng.integers(0, 256, size=(10, 200), dtype=np.uint8)
+  before = counted.calls
+  assert memo.compress_each(rows) == _zlib.compress_each(list(rows))
+  assert counted.calls - before == 2 * 10  # compressed once here, once for the comparison
+
+
+def test_memo_is_emptied_when_full_of_values_that_repeat(counted):
+  rng = np.random.default_rng(2)
+  hot = rng.integers(0, 256, size=(10, 200), dtype=np.uint8)
+  memo = _zlib.Memo(200, max_bytes=20_000)  # room for ~40 values
+  emptied = 0
+  for _ in range(200):
+    # 9 of 10 values are among 10 that repeat, 1 is seen once
+    rows = np.concatenate(
+      [hot[rng.integers(0, 10, size=9)], rng.integers(0, 256, size=(1, 200), dtype=np.uint8)]
+    )
+    size_before = len(memo._streams)
+    assert memo.compress_each(rows) == _zlib.compress_each(list(rows))
+    emptied += len(memo._streams) < size_before
+    assert memo._bytes <= memo.max_bytes
+  assert emptied >= 3  # it filled up, and was emptied rather than turned off ...
+  assert memo.enabled  # ... because most of its lookups had found a stream

@@ -34,6 +34,8 @@ from envlogger.backends._example_wire import WireError
 
 # Numeric leaves at least this large per step are zlib-compressed.
 ZLIB_MIN_BYTES = 128
+# Compressed leaves up to this large per step have a `_zlib.Memo` of their streams.
+MEMO_MAX_STEP_BYTES = 2048
 BYTES, ZLIB, INT64 = 'bytes', 'zlib', 'none'
 
 
@@ -62,7 +64,7 @@ def default_encoding(spec: specs.Array) -> str | None:
 
 
 class _Leaf:
-  __slots__ = ('key', 'spec', 'kind', 'encoding', 'dtype', 'shape', 'size', 'step_nbytes')
+  __slots__ = ('key', 'spec', 'kind', 'encoding', 'dtype', 'shape', 'size', 'step_nbytes', 'memo')
 
   def __init__(self, key: str, spec: specs.Array, encoding: str | None):
     self.key = key
@@ -73,6 +75,9 @@ class _Leaf:
     self.dtype = np.dtype(spec.dtype) if self.kind in ('raw', 'bool') else np.dtype(object)
     self.size = int(np.prod(self.shape, dtype=np.int64))  # values per step
     self.step_nbytes = self.size * self.dtype.itemsize
+    # Small compressed values (boards) are remembered: they often repeat.
+    small = encoding == ZLIB and 0 < self.step_nbytes <= MEMO_MAX_STEP_BYTES
+    self.memo = _zlib.Memo(self.step_nbytes) if small else None
 
 
 def step_field_prefixes(schema: S.Schema):
@@ -282,6 +287,8 @@ def _encode_column(leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
     col = np.ascontiguousarray(col, dtype=leaf.dtype)
     if leaf.encoding == ZLIB:
       rows = col.reshape(n, -1).view(np.uint8) if n else col
+      if leaf.memo is not None and n:
+        return wire.bytes_feature(leaf.memo.compress_each(rows))
       return wire.bytes_feature(_zlib.compress_each(rows))
     if leaf.encoding == INT64:
       return wire.int64_feature(col)
