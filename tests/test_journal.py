@@ -8,7 +8,9 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 
+import pytest
 from conftest import Recorder, assert_step_equal, metadata_equal
 
 import envlogger
@@ -170,3 +172,90 @@ def test_appending_after_a_crash_stores_the_dead_writers_journal(tmp_path):
   ):
     assert not _journals(data_dir)  # stored in a shard when the new writer opened the log
   _assert_log(data_dir, truth)
+
+
+class _ShardWrites:
+  """Spies on the writes to shards (`sizes`); with `fail` set, they raise ENOSPC."""
+
+  def __init__(self, monkeypatch):
+    self.sizes: list[int] = []
+    self.fail = False
+    self._write_all = tfds_backend._files.write_all
+    monkeypatch.setattr(tfds_backend._files, 'write_all', self._spy)
+
+  def _spy(self, fd, data, *args):
+    path = os.readlink(f'/proc/self/fd/{fd}')
+    if '.tfrecord-' in path and tfds_backend.INDEX_DIR not in path:
+      if self.fail:
+        raise OSError(28, 'No space left on device (simulated)')
+      self.sizes.append(len(data))
+    return self._write_all(fd, data, *args)
+
+
+def test_journaled_episodes_reach_the_shard_a_few_writes_at_a_time(tmp_path, monkeypatch):
+  writes = _ShardWrites(monkeypatch).sizes
+  data_dir = tmp_path / 'log'
+  env = child.make_env(5)
+  logger = envlogger.EnvLogger(
+    env, data_directory=str(data_dir), step_fn=child.step_fn, episode_fn=child.episode_fn
+  )
+  rec = Recorder(logger, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+  child.drive(rec, 5, 200)
+  rec.close()
+  # Written together (each write releases the GIL), not one write per episode:
+  # the first episode (published at once), then whatever the one-second age
+  # limit and close() gave.
+  assert len(writes) <= 10, writes
+  assert not _journals(data_dir)
+  _assert_log(data_dir, rec.truth)
+
+
+def test_held_episodes_are_written_once_the_oldest_is_a_second_old(tmp_path, monkeypatch):
+  monkeypatch.setattr(tfds_backend, 'UNWRITTEN_MAX_SECONDS', 0.05)
+  data_dir = tmp_path / 'log'
+  env = child.make_env(6)
+  logger = envlogger.EnvLogger(
+    env, data_directory=str(data_dir), step_fn=child.step_fn, episode_fn=child.episode_fn
+  )
+  rec = Recorder(logger, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+  child.drive(rec, 6, 12)
+  index_dir = data_dir.joinpath(*DATASET, 'envlogger_index')
+
+  def indexed() -> int:
+    return sum(len(p.read_text().splitlines()) for p in index_dir.glob('*'))
+
+  deadline = time.monotonic() + 30
+  while indexed() < 12 and time.monotonic() < deadline:
+    time.sleep(0.05)  # no flush, no close: the idle writer writes them
+  assert indexed() == 12
+  assert not _journals(data_dir) or all(j.stat().st_size for j in _journals(data_dir))
+  rec.close()
+  _assert_log(data_dir, rec.truth)
+
+
+def test_a_failed_write_of_held_episodes_leaves_them_in_the_journal(tmp_path, monkeypatch):
+  spy = _ShardWrites(monkeypatch)
+  writes = spy.sizes
+  data_dir = tmp_path / 'log'
+  env = child.make_env(7)
+  backend = envlogger.TFDSBackendWriter(str(data_dir))
+  logger = envlogger.EnvLogger(env, backend=backend, step_fn=child.step_fn, episode_fn=child.episode_fn)
+  rec = Recorder(logger, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+  child.drive(rec, 7, 3)
+  backend.flush()  # these three are in the shard
+  assert len(writes) == 2
+  spy.fail = True  # the disk is full from here on
+  child.drive(rec, 7, 10)
+  with pytest.raises(OSError, match='No space left') as err:
+    rec.close()  # the held episodes are written (and fail) at close
+  message = str(err.value)
+  assert 'episodes)' in message and 'before it are intact' in message
+  assert 'stay in the journal' in message
+  shards = list(data_dir.joinpath(*DATASET).glob('*.tfrecord-*'))
+  assert sum(s.stat().st_size for s in shards) == sum(writes)  # no torn frame
+  _assert_log(data_dir, rec.truth)  # the rest are read from the journal
+  spy.fail = False
+  out = _recover(data_dir)
+  assert out.returncode == 0, out.stderr
+  assert not _journals(data_dir)
+  _assert_log(data_dir, rec.truth)

@@ -10,7 +10,9 @@ hand-off every 10 steps cost 6 us per step), which is as much as a whole
 it is full, `submit` blocks (back-pressure), so memory stays bounded by the
 episode in flight, the batch being filled and `max_queued` batches.
 An exception in a job is kept and re-raised by the next `check()` (the
-logger calls it at every step), and by `drain()`/`close()`.
+logger calls it at every step), and by `drain()`/`close()`. `after_batch`, if
+set, runs in the thread after each batch and when the thread is idle (its
+errors are reported the same way).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Worker:
     self._max_delay = float(max_delay)
     self._batch_since = 0.0
     self._lock = threading.Lock()  # the batch being filled: the thread takes it when it is old
+    self.after_batch: Callable[[], None] | None = None
 
   def submit(self, job: Callable[[], None], what: str, nbytes: int = 0) -> None:
     """Runs `job` (described by `what` in errors) after the jobs before it.
@@ -135,15 +138,22 @@ class Worker:
         item = self._queue.get(timeout=self._max_delay)
       except queue.Empty:
         self._take_old_batch()
+        self._run_job(self.after_batch, 'writing episodes')
         continue
       try:
         if item is None:
           return
         for job, what in item:
-          try:
-            job()
-          except BaseException as e:  # noqa: BLE001 (reported to the caller at its next step)
-            if self.error is None:
-              self.error = (what, e)
+          self._run_job(job, what)
+        self._run_job(self.after_batch, 'writing episodes')
       finally:
         self._queue.task_done()
+
+  def _run_job(self, job: Callable[[], None] | None, what: str) -> None:
+    if job is None:
+      return
+    try:
+      job()
+    except BaseException as e:  # noqa: BLE001 (reported to the caller at its next step)
+      if self.error is None:
+        self.error = (what, e)
