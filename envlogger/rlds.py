@@ -273,15 +273,19 @@ class _ListColumn:
   is the list's own: casts give scalars and strings as immutable values or
   fresh arrays."""
 
-  __slots__ = ('_caster', '_index', 'values', 'append')
+  __slots__ = ('_caster', '_index', '_dtype', 'values', 'append')
 
   def __init__(self, caster: specs_lib.LeafCaster, index: int):
     self._caster = caster
     self._index = index
+    cast = caster.casts[index]
+    self._dtype = cast.dtype if cast.kind != 'S' and cast.scalar else None  # numeric scalars
     self.values: list[Any] = []
     self.append = self.values.append
 
   def array(self) -> np.ndarray:
+    if self._dtype is not None and self.values:
+      return np.array(self.values, dtype=self._dtype)
     return self._caster.stack(self._index, self.values)
 
 
@@ -332,6 +336,8 @@ class EpisodeBuilder:
     self._obs_puts = [col.append for col in self._obs]
     self._successor_puts = [col.append for cols in self._numeric for col in cols]
     views = self._c.single_leaf_views  # with one leaf per field, one put per field
+    c = self._c
+    self._successor_zeros = c.action.zeros() + c.reward.zeros() + c.discount.zeros()
     self._fast = None if views is None else (*views, *self._obs_puts, *self._successor_puts)
 
   def _new_columns(self, caster: specs_lib.LeafCaster) -> list[_ArrayColumn | _ListColumn]:
@@ -436,8 +442,7 @@ class EpisodeBuilder:
       self._record(*self._unrecorded)
       self._unrecorded = None
     if self._awaiting_successor:
-      c = self._c
-      for put, z in zip(self._successor_puts, c.action.zeros() + c.reward.zeros() + c.discount.zeros()):
+      for put, z in zip(self._successor_puts, self._successor_zeros):
         put(z)
       self._awaiting_successor = False
     n = self.num_recorded

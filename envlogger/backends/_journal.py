@@ -95,8 +95,20 @@ def _leaf_parts(cast, col: Any, out: list) -> None:
   out.extend(values)
 
 
-def encode(episode: rlds.Episode, casters: rlds.Casters) -> bytes:
-  """An episode's journal entry (the payload of its frame)."""
+def _step_leaves(casters: rlds.Casters) -> list[tuple[str, int, Any, Any]]:
+  """(field, leaf index, cast, dtype or None for strings) of every step leaf, in entry order."""
+  return [
+    (name, i, cast, None if cast.kind == 'S' else np.dtype(cast.dtype))
+    for name in _fields(casters)
+    for i, cast in enumerate(casters.field(name).casts)
+  ]
+
+
+def encode(
+  episode: rlds.Episode, casters: rlds.Casters, step_leaves: list[tuple[str, int, Any, Any]] | None = None
+) -> bytes:
+  """An episode's journal entry (the payload of its frame); `step_leaves`:
+  `_step_leaves(casters)`, if the caller keeps it."""
   n = episode.num_steps
   counter = _counter(episode.episode_id)
   has_meta = episode.metadata is not None and casters.episode_metadata is not None
@@ -108,8 +120,12 @@ def encode(episode: rlds.Episode, casters: rlds.Casters) -> bytes:
   )
   eid, rid = episode.episode_id.encode(), episode.run_id.encode()
   parts: list[Any] = [_ENTRY.pack(_ENTRY_MAGIC, flags, n, counter, len(eid), len(rid)), eid, rid]
-  for name in _fields(casters):
-    for cast, col in zip(casters.field(name).casts, episode.columns[name]):
+  columns = episode.columns
+  for name, i, cast, dtype in step_leaves or _step_leaves(casters):
+    col = columns[name][i]
+    if type(col) is np.ndarray and col.dtype == dtype and col.flags.c_contiguous:
+      parts.append(col)  # as it is (the common case: ~0.4 us less per leaf)
+    else:
       _leaf_parts(cast, col, parts)
   if casters.custom_data is not None:
     parts.append(np.ascontiguousarray(episode.has_custom_data, dtype=bool))
@@ -353,6 +369,7 @@ class JournalWriter:
     self._files: list[_File] = []  # not yet deleted
     self._keep = False
     self._lock = threading.Lock()  # file states are changed by both threads
+    self._step_leaves = _step_leaves(casters)
 
   def append(self, episode: rlds.Episode) -> Entry:
     """Writes `episode` to the journal (the env loop's side).
@@ -360,7 +377,7 @@ class JournalWriter:
     Raises:
       OSError: the entry could not be written (the journal is left as it was).
     """
-    framed = _tfrecord.frame(encode(episode, self._casters))
+    framed = _tfrecord.frame(encode(episode, self._casters, self._step_leaves))
     f = self._file
     if f is not None and f.mm is not None and f.size + len(framed) > len(f.mm):
       self._seal()  # full: the next file
