@@ -21,6 +21,8 @@ import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
+from envlogger import _memo
+
 try:
   from isal import isal_zlib as _impl
 
@@ -83,69 +85,50 @@ def compress_each(buffers) -> list[bytes]:
 
 
 class Memo:
-  """zlib streams of small values, remembered: a value seen again costs a lookup.
+  """zlib streams of small values, remembered (`envlogger._memo`): a value seen
+  again costs a lookup.
 
   Why: gridworlds and board games show the same small observations again and
   again (Catch's 10x5 float32 board takes 250 values), and compressing a
   200-byte board costs ~2.4 us from Python (most of it zlib's set-up, whatever
   the level or window), where a lookup of its bytes costs ~0.2 us. On the
-  Catch-like benchmark that took 3 us off each logged step. A stream is a
-  function of its value, so the log's bytes are the same as without the memo.
-
-  Memory is bounded: values and streams take at most `max_bytes`. When that is
-  reached, the memo is emptied if at least half of its lookups found a stream
-  (values that stopped repeating leave with it), and is turned off otherwise
-  (values that rarely repeat, such as noisy sensors, then cost one
-  `compress_each` as before; the lookups spent finding this out cost ~10% of
-  the compression they came with).
-
-  Not locked: one writer encodes in one thread at a time, and a race between
-  two threads would at worst compress a value twice.
+  Catch-like benchmark that took 3 us off each logged step.
 
   Args:
     size: the bytes of each value (a row of the columns given to `compress_each`).
     max_bytes: the memory the memo may hold.
   """
 
-  __slots__ = ('size', 'max_bytes', 'enabled', '_streams', '_bytes', '_hits', '_misses')
+  __slots__ = ('size', 'memo')
 
   def __init__(self, size: int, max_bytes: int = 1 << 20):
     self.size = size
-    self.max_bytes = max_bytes
-    self.enabled = True
-    self._streams: dict[bytes, bytes] = {}
-    self._bytes = 0
-    self._hits = self._misses = 0
+    self.memo = _memo.Memo(max_bytes)
 
   def compress_each(self, rows) -> list[bytes]:
     """`compress_each(rows)` for a C-contiguous 2-D uint8 array of rows of `size` bytes."""
-    if not self.enabled:
+    memo = self.memo
+    if not memo.enabled:
       return compress_each(rows)
-    size, streams = self.size, self._streams
-    get = streams.get
+    size = self.size
+    get = memo.values.get
     buf = rows.tobytes()
     out = [get(buf[i : i + size]) for i in range(0, len(buf), size)]
     if None not in out:
-      self._hits += len(out)
+      memo.hits += len(out)
       return out
     impl, level = _impl.compress, LEVEL
     for j, stream in enumerate(out):
       if stream is None:
         value = buf[j * size : (j + 1) * size]
-        stream = streams.get(value)  # an earlier row of this column may have added it
+        stream = memo.get(value)  # an earlier row of this column may have added it
         if stream is None:
-          stream = streams[value] = impl(value, level)
-          self._bytes += size + len(stream) + 100  # and the dict's and objects' overhead
-          self._misses += 1
-        else:
-          self._hits += 1
+          stream = impl(value, level)
+          memo.add(value, stream)
         out[j] = stream
       else:
-        self._hits += 1
-    if self._bytes >= self.max_bytes:
-      self.enabled = self._hits >= self._misses
-      self._streams = {}
-      self._bytes = self._hits = self._misses = 0
+        memo.hits += 1
+    memo.check()
     return out
 
 

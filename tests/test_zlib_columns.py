@@ -150,7 +150,7 @@ def test_memo_gives_the_streams_of_compress_each_compressing_each_value_once(cou
     assert [_zlib.decompress(s) for s in out] == [r.tobytes() for r in rows]
   # each distinct value was compressed once, at its first sight
   assert calls == [3, 1, 3, 5, 0]
-  assert memo.enabled
+  assert memo.memo.enabled
 
 
 def test_memo_stays_bounded_and_turns_off_when_values_do_not_repeat(counted):
@@ -159,8 +159,8 @@ def test_memo_stays_bounded_and_turns_off_when_values_do_not_repeat(counted):
   for _ in range(20):  # noise: every value new
     rows = rng.integers(0, 256, size=(10, 200), dtype=np.uint8)
     assert memo.compress_each(rows) == _zlib.compress_each(list(rows))
-    assert memo._bytes <= memo.max_bytes
-  assert not memo.enabled and not memo._streams  # turned off, its memory freed
+    assert memo.memo.nbytes <= memo.memo.max_bytes
+  assert not memo.memo.enabled and not memo.memo.values  # turned off, its memory freed
   rows = rng.integers(0, 256, size=(10, 200), dtype=np.uint8)
   before = counted.calls
   assert memo.compress_each(rows) == _zlib.compress_each(list(rows))
@@ -177,9 +177,9 @@ def test_memo_is_emptied_when_full_of_values_that_repeat(counted):
     rows = np.concatenate(
       [hot[rng.integers(0, 10, size=9)], rng.integers(0, 256, size=(1, 200), dtype=np.uint8)]
     )
-    size_before = len(memo._streams)
+    size_before = len(memo.memo.values)
     assert memo.compress_each(rows) == _zlib.compress_each(list(rows))
-    emptied += len(memo._streams) < size_before
-    assert memo._bytes <= memo.max_bytes
+    emptied += len(memo.memo.values) < size_before
+    assert memo.memo.nbytes <= memo.memo.max_bytes
   assert emptied >= 3  # it filled up, and was emptied rather than turned off ...
-  assert memo.enabled  # ... because most of its lookups had found a stream
+  assert memo.memo.enabled  # ... because most of its lookups had found a stream

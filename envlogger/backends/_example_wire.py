@@ -135,28 +135,28 @@ def packed_flags_feature(packed: bytes) -> bytes:
 
 def key_head(key: str) -> bytes:
   """The bytes of a feature map entry before its Feature's length: the key
-  field and the Feature's tag (for `example_from_heads`)."""
+  field and the Feature's tag (for `map_entry`)."""
   k = key.encode()
   return _len_field(_LEN1, len(k)) + k + bytes((_LEN2,))
 
 
 def example(features: dict[str, bytes]) -> bytes:
   """Serializes an Example from {key: serialized Feature}."""
-  return example_from_heads([(key_head(k), f) for k, f in features.items()])
+  return example_from_entries([map_entry(key_head(k), f) for k, f in features.items()])
 
 
-def example_from_heads(entries: Sequence[tuple[bytes, bytes]]) -> bytes:
-  """Serializes an Example from (`key_head(key)`, serialized Feature) pairs;
-  callers writing many Examples compute the heads once."""
-  parts = []
-  for head, feature in entries:
-    n = len(feature)
-    flen = _ONE_BYTE[n] if n < 0x80 else varint(n)
-    parts.append(_len_field(_LEN1, len(head) + len(flen) + n))
-    parts.append(head)
-    parts.append(flen)
-    parts.append(feature)
-  body = b''.join(parts)
+def map_entry(head: bytes, feature: bytes) -> bytes:
+  """A feature map entry from `key_head(key)` and a serialized Feature
+  (callers writing many Examples compute the heads once, and may keep entries
+  that repeat)."""
+  n = len(feature)
+  flen = _ONE_BYTE[n] if n < 0x80 else varint(n)
+  return _len_field(_LEN1, len(head) + len(flen) + n) + head + flen + feature
+
+
+def example_from_entries(entries: Sequence[bytes]) -> bytes:
+  """Serializes an Example from its feature map entries (`map_entry`)."""
+  body = b''.join(entries)
   return _len_field(_LEN1, len(body)) + body
 
 

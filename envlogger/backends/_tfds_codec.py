@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from dm_env import specs
 
+from envlogger import _memo, _zlib, rlds
 from envlogger import _schema as S
-from envlogger import _zlib, rlds
 from envlogger import specs as specs_lib
 from envlogger.backends import _example_wire as wire
 from envlogger.backends._example_wire import WireError
@@ -36,6 +36,10 @@ from envlogger.backends._example_wire import WireError
 ZLIB_MIN_BYTES = 128
 # Compressed leaves up to this large per step have a `_zlib.Memo` of their streams.
 MEMO_MAX_STEP_BYTES = 2048
+# Uncompressed numeric columns up to this large per episode have their map
+# entries remembered (`_memo.Memo`, at most ENTRY_MEMO_MAX_BYTES per leaf):
+# sparse rewards and discounts repeat from episode to episode.
+ENTRY_MEMO_MAX_COLUMN_BYTES, ENTRY_MEMO_MAX_BYTES = 1024, 256 << 10
 BYTES, ZLIB, INT64 = 'bytes', 'zlib', 'none'
 
 
@@ -64,7 +68,7 @@ def default_encoding(spec: specs.Array) -> str | None:
 
 
 class _Leaf:
-  __slots__ = ('key', 'spec', 'kind', 'encoding', 'dtype', 'shape', 'size', 'step_nbytes', 'memo')
+  __slots__ = ('key', 'spec', 'kind', 'encoding', 'dtype', 'shape', 'size', 'step_nbytes', 'memo', 'entries')
 
   def __init__(self, key: str, spec: specs.Array, encoding: str | None):
     self.key = key
@@ -78,6 +82,10 @@ class _Leaf:
     # Small compressed values (boards) are remembered: they often repeat.
     small = encoding == ZLIB and 0 < self.step_nbytes <= MEMO_MAX_STEP_BYTES
     self.memo = _zlib.Memo(self.step_nbytes) if small else None
+    # Map entries of small uncompressed numeric columns (rewards, discounts, actions) are remembered.
+    # (Not zero-size leaves: the key, the column's bytes, gives the number of steps.)
+    fixed = self.kind == 'raw' and encoding in (BYTES, INT64) and self.step_nbytes > 0
+    self.entries = _memo.Memo(ENTRY_MEMO_MAX_BYTES) if fixed else None
 
 
 def step_field_prefixes(schema: S.Schema):
@@ -134,7 +142,13 @@ class Codec:
     keys += [_IS_FIRST, _IS_LAST, _IS_TERMINAL, _HAS_CUSTOM_DATA, S.EPISODE_ID, S.RUN_ID, S.CUT_SHORT]
     keys += [S.INVALID, S.HAS_EPISODE_METADATA]
     self._heads = {k: wire.key_head(k) for k in keys}
-    self._run_id: tuple[str, bytes] = ('', b'')
+    self._run_id: tuple[str, bytes] = ('', b'')  # (run id, its map entry)
+    self._flag_entry = {
+      (k, v): wire.map_entry(self._heads[k], _FLAG_FEATURES[v])
+      for k in (S.CUT_SHORT, S.INVALID, S.HAS_EPISODE_METADATA)
+      for v in (False, True)
+    }
+    self._flags_memo = _memo.Memo(ENTRY_MEMO_MAX_BYTES)
     self._layout: tuple[tuple[str, bytes], ...] = ()
 
   @property
@@ -151,29 +165,65 @@ class Codec:
     entries = []
     for field, leaves in self.step_leaves.items():
       for leaf, col in zip(leaves, episode.columns[field]):
-        entries.append((h[leaf.key], _encode_column(leaf, col, n)))
-    entries.append((h[_IS_FIRST], wire.bool_feature(episode.is_first)))
-    entries.append((h[_IS_LAST], wire.bool_feature(episode.is_last)))
-    entries.append((h[_IS_TERMINAL], wire.bool_feature(episode.is_terminal)))
+        entries.append(self._column_entry(leaf, col, n))
+    entries.append(self._flag_entries(episode.is_first, episode.is_last, episode.is_terminal))
     if self.schema.custom_data_spec is not None:
       mask = episode.has_custom_data
-      entries.append(
-        (h[_HAS_CUSTOM_DATA], wire.bool_feature(mask if mask is not None else np.zeros(n, bool)))
-      )
-    entries.append((h[S.EPISODE_ID], wire.bytes_feature([episode.episode_id.encode()])))
+      mask = mask if mask is not None else np.zeros(n, bool)
+      entries.append(wire.map_entry(h[_HAS_CUSTOM_DATA], wire.bool_feature(mask)))
+    entries.append(wire.map_entry(h[S.EPISODE_ID], wire.bytes_feature([episode.episode_id.encode()])))
     if self._run_id[0] != episode.run_id:  # one writer: one run id
-      self._run_id = (episode.run_id, wire.bytes_feature([episode.run_id.encode()]))
-    entries.append((h[S.RUN_ID], self._run_id[1]))
-    entries.append((h[S.CUT_SHORT], _FLAG_FEATURES[bool(episode.cut_short)]))
-    entries.append((h[S.INVALID], _FLAG_FEATURES[bool(episode.invalid)]))
+      self._run_id = (
+        episode.run_id,
+        wire.map_entry(h[S.RUN_ID], wire.bytes_feature([episode.run_id.encode()])),
+      )
+    entries.append(self._run_id[1])
+    entries.append(self._flag_entry[S.CUT_SHORT, bool(episode.cut_short)])
+    entries.append(self._flag_entry[S.INVALID, bool(episode.invalid)])
     if self.schema.episode_metadata_spec is not None:
       has = episode.metadata is not None
-      entries.append((h[S.HAS_EPISODE_METADATA], _FLAG_FEATURES[has]))
+      entries.append(self._flag_entry[S.HAS_EPISODE_METADATA, has])
       caster = self.casters.episode_metadata
       values = caster(episode.metadata) if has else caster.zeros()
       for leaf, value in zip(self.meta_leaves, values):
-        entries.append((h[leaf.key], _encode_column(leaf, np.asarray(value, dtype=leaf.dtype)[None], 1)))
-    return wire.example_from_heads(entries)
+        column = _encode_column(leaf, np.asarray(value, dtype=leaf.dtype)[None], 1)
+        entries.append(wire.map_entry(h[leaf.key], column))
+    return wire.example_from_entries(entries)
+
+  def _column_entry(self, leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
+    """The map entry of a step leaf's column (remembered for small columns that repeat)."""
+    memo = leaf.entries
+    if memo is not None and memo.enabled:
+      col = np.ascontiguousarray(col, dtype=leaf.dtype)
+      if col.nbytes <= ENTRY_MEMO_MAX_COLUMN_BYTES:
+        key = col.tobytes()  # its length gives n
+        entry = memo.get(key)
+        if entry is None:
+          entry = wire.map_entry(self._heads[leaf.key], _encode_column(leaf, col, n))
+          memo.add(key, entry)
+          memo.check()
+        return entry
+    return wire.map_entry(self._heads[leaf.key], _encode_column(leaf, col, n))
+
+  def _flag_entries(self, is_first: np.ndarray, is_last: np.ndarray, is_terminal: np.ndarray) -> bytes:
+    """The map entries of the step flags (the same for every episode of one
+    length and ending, so remembered)."""
+    flags = [
+      f if type(f) is np.ndarray and f.dtype == np.bool_ else np.asarray(f, bool)
+      for f in (is_first, is_last, is_terminal)
+    ]
+    memo = self._flags_memo
+    key = b''.join(flags)  # three arrays of one length
+    entries = memo.get(key) if memo.enabled else None
+    if entries is None:
+      h = self._heads
+      entries = b''.join(
+        wire.map_entry(h[k], wire.bool_feature(f)) for k, f in zip((_IS_FIRST, _IS_LAST, _IS_TERMINAL), flags)
+      )
+      if memo.enabled:
+        memo.add(key, entries)
+        memo.check()
+    return entries
 
   def to_features(self, episode: rlds.Episode) -> dict[str, Any]:
     """The episode as the nested dict of numpy values TFDS's FeaturesDict (of

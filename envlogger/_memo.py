@@ -1,0 +1,60 @@
+"""A bounded memo of bytes derived from byte strings that often repeat.
+
+Logged data repeats: gridworld boards, sparse rewards, constant discounts,
+the flags of episodes of one length. Where deriving bytes from such a value
+(compressing it, serializing it) costs microseconds of Python, remembering the
+result costs a dict lookup. The derived bytes are a function of the value, so
+what is written is the same with or without the memo.
+
+Memory is bounded: keys and values take at most `max_bytes`. When that is
+reached, the memo is emptied if at least half of its lookups found a value
+(values that stopped repeating leave with it), and is turned off otherwise
+(values that rarely repeat, such as noisy sensors or dense rewards, are then
+derived as if there were no memo; the lookups spent finding this out cost a
+small fraction of the work they came with).
+
+Not locked: a writer encodes in one thread at a time, and a race between two
+threads would at worst derive a value twice.
+"""
+
+from __future__ import annotations
+
+# Per entry, besides the bytes of key and value: the dict slot and two bytes objects.
+ENTRY_OVERHEAD = 100
+
+
+class Memo:
+  """key bytes -> derived bytes, in at most `max_bytes`.
+
+  Callers look up `values` (a dict) directly on hot paths, count what they
+  found with `hits`, and `add` what they derived.
+  """
+
+  __slots__ = ('max_bytes', 'enabled', 'values', 'nbytes', 'hits', 'misses')
+
+  def __init__(self, max_bytes: int = 1 << 20):
+    self.max_bytes = max_bytes
+    self.enabled = True
+    self.values: dict[bytes, bytes] = {}
+    self.nbytes = 0
+    self.hits = self.misses = 0
+
+  def get(self, key: bytes) -> bytes | None:
+    """The value derived from `key`, if remembered (counted as a hit)."""
+    value = self.values.get(key)
+    if value is not None:
+      self.hits += 1
+    return value
+
+  def add(self, key: bytes, value: bytes) -> None:
+    """Remembers a value derived after a lookup missed."""
+    self.values[key] = value
+    self.nbytes += len(key) + len(value) + ENTRY_OVERHEAD
+    self.misses += 1
+
+  def check(self) -> None:
+    """Empties or turns off the memo if it is full (call after adding)."""
+    if self.nbytes >= self.max_bytes:
+      self.enabled = self.hits >= self.misses
+      self.values = {}
+      self.nbytes = self.hits = self.misses = 0
