@@ -119,10 +119,10 @@ class TFDSBackendWriter(base.BackendWriter):
       new page-cache pages, which costs more than compressing it on large
       observations (the step ending a 200-step episode of 84x84x3 frames, on
       a 2-core VM: 14.6 ms with the journal, 2.6 ms encoding and writing in
-      the step; 10-step episodes of 10x5 boards: 34 against 81 us). In all,
-      False costs less on such boards (13-15 against 16-22 us per step, the
-      whole loop): the writer thread's zlib calls and writes release the
-      GIL, and each release hands it to the env loop and back.
+      the step; 10-step episodes of 10x5 boards: 30 against 46 us). In all,
+      False costs a little less on such boards (9.4 against 11.1-11.4 us per
+      step, the whole loop): the writer thread's work and the env loop take
+      turns holding the GIL, and the journal write is extra.
     journal: with `async_writes`, the step that finishes an episode first
       writes its raw columns to a journal file (`envlogger_journal/`, a few
       microseconds), so a process killed at any moment loses no finished
