@@ -71,6 +71,8 @@ QUICK = {
 }
 # Write modes whose whole-loop overhead is measured beside the default's.
 FORCED = {'async_writes=True': {'async_writes': True}, 'async_writes=False': {'async_writes': False}}
+# Workloads also logged with observations that never repeat (envs.NeverRepeating).
+NEVER_REPEATING = ('catch',)
 CHUNK_STEPS = 5000
 LOADER_ITEMS = 20_000  # shuffled transitions read in batches of 256, at most  # as_columns() and Reader.steps passes timed over chunks of this many steps
 IMPORT_REPEATS = {'full': 5, 'quick': 1}
@@ -267,7 +269,12 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
 
   # Whole loops in turn: bare env, through EnvLogger (the default, and each
   # write mode forced), numpy baseline.
-  runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ('bare', 'logged', 'numpy', *FORCED)}
+  # Catch boards repeat; the same loops with boards that never do show what
+  # the logger's memos of repeated values save (on its own bare loop: the
+  # wrapper's copy per step is the env's cost).
+  unique = w in NEVER_REPEATING
+  extra = ('bare, never repeating', 'never repeating') if unique else ()
+  runs: dict[str, list[tuple[float, float]]] = {k: [] for k in ('bare', 'logged', 'numpy', *FORCED, *extra)}
   log_dir = npy_dir = ''
   for r in range(p.repeats):
     for d in (log_dir, npy_dir):
@@ -287,6 +294,15 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
         shutil.rmtree(d)
 
       kinds.append((label, forced))
+    if unique:
+      d = os.path.join(work, f'{w}_never_repeating_{r}')
+
+      def never_repeating(d=d):
+        loop_logged(envs.NeverRepeating(make_env()), actions, d)
+        shutil.rmtree(d)
+
+      kinds.append(('bare, never repeating', lambda: loop_bare(envs.NeverRepeating(make_env()), actions)))
+      kinds.append(('never repeating', never_repeating))
     for kind, fn in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
       runs[kind].append(_timed(fn))
   t = {k: Times(np.array([x for x, _ in v]), np.array([c for _, c in v])) for k, v in runs.items()}
@@ -314,6 +330,15 @@ def measure_logging(w: str, p: Params, work: str) -> tuple[list[Metric], dict[st
       'us/step',
       1e6,
       (forced.cpu - bare.cpu) / calls,
+    )
+  if unique:
+    nr, nr_bare = t['never repeating'], t['bare, never repeating']
+    add(
+      'logging overhead, observations that never repeat',
+      (nr.wall - nr_bare.wall) / calls,
+      'us/step',
+      1e6,
+      (nr.cpu - nr_bare.cpu) / calls,
     )
 
   # Hot path: each step() call timed alone, in each write mode: 'logged' is

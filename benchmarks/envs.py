@@ -196,4 +196,38 @@ class MujocoLike(_Precomputed):
     return specs.BoundedArray((), np.float32, 0.0, 1.0, name='discount')
 
 
+class NeverRepeating(dm_env.Environment):
+  """Wraps an env with one array observation so that no two observations are
+  equal: its first value is replaced by a counter (a copy per step). What the
+  logger's memos of repeated values save shows against the env itself."""
+
+  def __init__(self, env: dm_env.Environment):
+    self._env = env
+    self._count = 0
+
+  def _unique(self, ts: dm_env.TimeStep) -> dm_env.TimeStep:
+    obs = ts.observation.copy()
+    self._count += 1
+    obs.flat[0] = self._count
+    return ts._replace(observation=obs)
+
+  def reset(self) -> dm_env.TimeStep:
+    return self._unique(self._env.reset())
+
+  def step(self, action) -> dm_env.TimeStep:
+    return self._unique(self._env.step(action))
+
+  def observation_spec(self):
+    return self._env.observation_spec()
+
+  def action_spec(self):
+    return self._env.action_spec()
+
+  def reward_spec(self):
+    return self._env.reward_spec()
+
+  def discount_spec(self):
+    return self._env.discount_spec()
+
+
 ENVS = {'catch': CatchLike, 'atari': AtariLike, 'mujoco': MujocoLike}
