@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from envlogger import _memo
@@ -97,19 +98,24 @@ class Memo:
   Args:
     size: the bytes of each value (a row of the columns given to `compress_each`).
     max_bytes: the memory the memo may hold.
+    wrap: what is remembered and returned for a stream (default: the stream),
+      such as the stream framed for the record it goes to.
   """
 
-  __slots__ = ('size', 'memo')
+  __slots__ = ('size', 'memo', 'wrap')
 
-  def __init__(self, size: int, max_bytes: int = 1 << 20):
+  def __init__(self, size: int, max_bytes: int = 1 << 20, wrap: Callable[[bytes], bytes] | None = None):
     self.size = size
     self.memo = _memo.Memo(max_bytes)
+    self.wrap = wrap
 
   def compress_each(self, rows) -> list[bytes]:
-    """`compress_each(rows)` for a C-contiguous 2-D uint8 array of rows of `size` bytes."""
+    """`compress_each(rows)` (each stream wrapped) for a C-contiguous 2-D
+    uint8 array of rows of `size` bytes."""
     memo = self.memo
     if not memo.enabled:
-      return compress_each(rows)
+      streams = compress_each(rows)
+      return streams if self.wrap is None else [self.wrap(x) for x in streams]
     size = self.size
     get = memo.values.get
     buf = rows.tobytes()
@@ -124,6 +130,8 @@ class Memo:
         stream = memo.get(value)  # an earlier row of this column may have added it
         if stream is None:
           stream = impl(value, level)
+          if self.wrap is not None:
+            stream = self.wrap(stream)
           memo.add(value, stream)
         out[j] = stream
       else:

@@ -74,6 +74,18 @@ def test_varints_round_trip_and_match_protobuf():
     wire.parse_example(wire.example({'u': wire.int64_feature(u.view(np.int64))}))['u'][1]
   )
   np.testing.assert_array_equal(got.view(np.uint64), u)
+  # Short columns (up to 64 values, an episode's actions) of every integer
+  # dtype: one byte each when all are in [0, 127], else the general path.
+  for column in (
+    np.array([3, 127, 0], np.uint8),
+    np.array([[1, 2], [0, 126]], np.int32),
+    np.array([5, 128, 1], np.int16),
+    np.array([4, -1], np.int8),
+    np.arange(64, dtype=np.int64) * 2,
+    np.zeros(0, np.int64),
+  ):
+    ex.ParseFromString(wire.example({'c': wire.int64_feature(column)}))
+    assert list(ex.features.feature['c'].int64_list.value) == column.ravel().tolist()
 
 
 def _as_bytes(parsed):

@@ -42,7 +42,7 @@ class BoardsEnv(spec_env.SpecEnv):
 
 def test_records_are_the_bytes_written_without_memos(tmp_path, monkeypatch):
   # Small memos, so that they fill up, and are emptied or turned off on the way.
-  monkeypatch.setattr(_zlib.Memo.__init__, '__defaults__', (1500,))
+  monkeypatch.setattr(_zlib.Memo.__init__, '__defaults__', (1500, None))
   monkeypatch.setattr(_tfds_codec, 'ENTRY_MEMO_MAX_BYTES', 3000)
   full = []
   check = _memo.Memo.check

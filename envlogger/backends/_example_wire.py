@@ -72,12 +72,29 @@ def bytes_feature(values: Sequence[bytes]) -> bytes:
     n = len(v)
     parts.append(_ENTRY_HEAD[n] if n < 0x80 else _len_field(_LEN1, n))
     parts.append(v)
-  body = b''.join(parts)
+  return bytes_feature_of_entries(parts)
+
+
+def bytes_entry(value: bytes) -> bytes:
+  """One BytesList entry (its tag, length and bytes), for `bytes_feature_of_entries`."""
+  n = len(value)
+  return (_ENTRY_HEAD[n] if n < 0x80 else _len_field(_LEN1, n)) + value
+
+
+def bytes_feature_of_entries(entries: Sequence[bytes]) -> bytes:
+  """A BytesList Feature from its entries (`bytes_entry`), joined as they are."""
+  body = b''.join(entries)
   return _len_field(_LEN1, len(body)) + body
 
 
 def encode_varints(values: np.ndarray) -> bytes:
   """Protobuf varints of int64 values (two's complement, as Int64List stores them)."""
+  if values.size <= 64:
+    # A short column (an episode's actions): Python ints cost less than the
+    # numpy calls below (1.0 against 2.6 us for 10 actions).
+    ints = values.ravel().tolist()
+    if ints and min(ints) >= 0 and max(ints) < 0x80:
+      return bytes(ints)
   v = np.ascontiguousarray(values).astype(np.int64, copy=False).view(np.uint64).ravel()
   if not v.size:
     return b''

@@ -81,7 +81,7 @@ class _Leaf:
     self.step_nbytes = self.size * self.dtype.itemsize
     # Small compressed values (boards) are remembered: they often repeat.
     small = encoding == ZLIB and 0 < self.step_nbytes <= MEMO_MAX_STEP_BYTES
-    self.memo = _zlib.Memo(self.step_nbytes) if small else None
+    self.memo = _zlib.Memo(self.step_nbytes, wrap=wire.bytes_entry) if small else None
     # Map entries of small uncompressed numeric columns (rewards, discounts, actions) are remembered.
     # (Not zero-size leaves: the key, the column's bytes, gives the number of steps.)
     fixed = self.kind == 'raw' and encoding in (BYTES, INT64) and self.step_nbytes > 0
@@ -338,7 +338,7 @@ def _encode_column(leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
     if leaf.encoding == ZLIB:
       rows = col.reshape(n, -1).view(np.uint8) if n else col
       if leaf.memo is not None and n:
-        return wire.bytes_feature(leaf.memo.compress_each(rows))
+        return wire.bytes_feature_of_entries(leaf.memo.compress_each(rows))
       return wire.bytes_feature(_zlib.compress_each(rows))
     if leaf.encoding == INT64:
       return wire.int64_feature(col)
