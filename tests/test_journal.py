@@ -73,6 +73,16 @@ def _journals(data_dir) -> list:
   return sorted(data_dir.joinpath(*DATASET, 'envlogger_journal').glob('*.journal'))
 
 
+def _live(data_dir, seed: int, **logger_kwargs) -> Recorder:
+  """A logger on `make_env(seed)` (with the child's step_fn and episode_fn),
+  recording the truth: `child.drive(rec, seed, n)` logs n episodes."""
+  env = child.make_env(seed)
+  if 'backend' not in logger_kwargs:
+    logger_kwargs['data_directory'] = str(data_dir)
+  logger = envlogger.EnvLogger(env, step_fn=child.step_fn, episode_fn=child.episode_fn, **logger_kwargs)
+  return Recorder(logger, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+
+
 def test_killed_writer_is_read_from_its_journal_then_recovered(tmp_path):
   data_dir = tmp_path / 'log'
   assert _run_child(data_dir, seed=3, episodes=12) == list(range(12))
@@ -147,11 +157,7 @@ def test_torn_journal_tail_is_skipped_reported_and_kept(tmp_path):
 
 def test_a_live_writers_journal_is_left_to_it(tmp_path):
   data_dir = tmp_path / 'log'
-  env = child.make_env(2)
-  logger = envlogger.EnvLogger(
-    env, data_directory=str(data_dir), step_fn=child.step_fn, episode_fn=child.episode_fn
-  )
-  rec = Recorder(logger, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+  rec = _live(data_dir, 2)
   child.drive(rec, 2, 4)
   assert _journals(data_dir)
   out = _recover(data_dir)  # beside the live writer: stores nothing of its journal
@@ -195,11 +201,7 @@ class _ShardWrites:
 def test_journaled_episodes_reach_the_shard_a_few_writes_at_a_time(tmp_path, monkeypatch):
   writes = _ShardWrites(monkeypatch).sizes
   data_dir = tmp_path / 'log'
-  env = child.make_env(5)
-  logger = envlogger.EnvLogger(
-    env, data_directory=str(data_dir), step_fn=child.step_fn, episode_fn=child.episode_fn
-  )
-  rec = Recorder(logger, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+  rec = _live(data_dir, 5)
   child.drive(rec, 5, 200)
   rec.close()
   # Written together (each write releases the GIL), not one write per episode:
@@ -213,11 +215,7 @@ def test_journaled_episodes_reach_the_shard_a_few_writes_at_a_time(tmp_path, mon
 def test_held_episodes_are_written_once_the_oldest_is_a_second_old(tmp_path, monkeypatch):
   monkeypatch.setattr(tfds_backend, 'UNWRITTEN_MAX_SECONDS', 0.05)
   data_dir = tmp_path / 'log'
-  env = child.make_env(6)
-  logger = envlogger.EnvLogger(
-    env, data_directory=str(data_dir), step_fn=child.step_fn, episode_fn=child.episode_fn
-  )
-  rec = Recorder(logger, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+  rec = _live(data_dir, 6)
   child.drive(rec, 6, 12)
   index_dir = data_dir.joinpath(*DATASET, 'envlogger_index')
 
@@ -237,10 +235,8 @@ def test_a_failed_write_of_held_episodes_leaves_them_in_the_journal(tmp_path, mo
   spy = _ShardWrites(monkeypatch)
   writes = spy.sizes
   data_dir = tmp_path / 'log'
-  env = child.make_env(7)
   backend = envlogger.TFDSBackendWriter(str(data_dir))
-  logger = envlogger.EnvLogger(env, backend=backend, step_fn=child.step_fn, episode_fn=child.episode_fn)
-  rec = Recorder(logger, step_fn=child.step_fn, episode_fn=child.episode_fn, raw_env=env)
+  rec = _live(data_dir, 7, backend=backend)
   child.drive(rec, 7, 3)
   backend.flush()  # these three are in the shard
   assert len(writes) == 2

@@ -213,7 +213,7 @@ class Codec:
       for f in (is_first, is_last, is_terminal)
     ]
     memo = self._flags_memo
-    key = b''.join(flags)  # three arrays of one length
+    key = b''.join([f.tobytes() for f in flags])  # three arrays of one length
     entries = memo.get(key) if memo.enabled else None
     if entries is None:
       h = self._heads

@@ -391,7 +391,8 @@ class TFDSBackendWriter(base.BackendWriter):
 
   def flush(self) -> None:
     """Waits until every finished episode is in a shard; raises a pending write error."""
-    self._worker.submit(self._write_unwritten, 'writing episodes to the shard')
+    if not self._closed:  # (close() wrote them)
+      self._worker.submit(self._write_unwritten, 'writing episodes to the shard')
     super().flush()
 
   def _undo_partial_write(self) -> None:
