@@ -4,13 +4,15 @@ written are byte for byte those written without them."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import Recorder, assert_step_equal
 from dm_env import specs
 
 import envlogger
-from envlogger import _memo, _zlib
+from envlogger import _memo, _schema
 from envlogger.backends import _tfds_codec
 from envlogger.testing import spec_env
 
@@ -42,7 +44,7 @@ class BoardsEnv(spec_env.SpecEnv):
 
 def test_records_are_the_bytes_written_without_memos(tmp_path, monkeypatch):
   # Small memos, so that they fill up, and are emptied or turned off on the way.
-  monkeypatch.setattr(_zlib.Memo.__init__, '__defaults__', (1500, None))
+  monkeypatch.setattr(_tfds_codec, 'ZLIB_MEMO_MAX_BYTES', 1500)
   monkeypatch.setattr(_tfds_codec, 'ENTRY_MEMO_MAX_BYTES', 3000)
   full = []
   check = _memo.Memo.check
@@ -95,3 +97,24 @@ def test_memo_turns_off_when_lookups_rarely_find_a_value(repeat):
       memo.check()
     assert memo.nbytes <= memo.max_bytes
   assert memo.enabled == repeat
+
+
+def test_the_memos_of_a_codec_share_a_bounded_budget():
+  many = {f'board{i}': specs.Array((4, 8), np.float32) for i in range(40)}  # 40 compressed leaves
+  many.update({f'x{i}': specs.Array((), np.float64) for i in range(40)})  # 40 small raw leaves
+  schema = _schema.Schema(
+    observation_spec=many,
+    action_spec=specs.DiscreteArray(3),
+    reward_spec=specs.Array((), np.float64),
+    discount_spec=specs.Array((), np.float64),
+  )
+  codec = _tfds_codec.Codec(schema)
+  leaves = codec.step_leaves['observation']
+  zlib_memos = [lf.memo.memo for lf in leaves if lf.memo is not None]
+  entry_memos = [lf.entries for lfs in codec.step_leaves.values() for lf in lfs if lf.entries is not None]
+  assert len(zlib_memos) == 40 and len(entry_memos) == 43  # 40 x, action, reward, discount
+  assert sum(m.max_bytes for m in zlib_memos) <= _tfds_codec.ZLIB_MEMOS_MAX_BYTES
+  assert sum(m.max_bytes for m in entry_memos) <= _tfds_codec.ENTRY_MEMOS_MAX_BYTES
+  # One leaf alone keeps the per-leaf cap.
+  one = _tfds_codec.Codec(dataclasses.replace(schema, observation_spec=many['board0']))
+  assert one.step_leaves['observation'][0].memo.memo.max_bytes == _tfds_codec.ZLIB_MEMO_MAX_BYTES

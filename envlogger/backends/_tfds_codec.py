@@ -34,12 +34,17 @@ from envlogger.backends._example_wire import WireError
 
 # Numeric leaves at least this large per step are zlib-compressed.
 ZLIB_MIN_BYTES = 128
-# Compressed leaves up to this large per step have a `_zlib.Memo` of their streams.
+# Compressed leaves up to this large per step have a `_zlib.Memo` of their
+# streams: at most ZLIB_MEMO_MAX_BYTES each, and ZLIB_MEMOS_MAX_BYTES for all
+# the leaves of a codec together.
 MEMO_MAX_STEP_BYTES = 2048
+ZLIB_MEMO_MAX_BYTES, ZLIB_MEMOS_MAX_BYTES = 1 << 20, 4 << 20
 # Uncompressed numeric columns up to this large per episode have their map
-# entries remembered (`_memo.Memo`, at most ENTRY_MEMO_MAX_BYTES per leaf):
-# sparse rewards and discounts repeat from episode to episode.
-ENTRY_MEMO_MAX_COLUMN_BYTES, ENTRY_MEMO_MAX_BYTES = 1024, 256 << 10
+# entries remembered (`_memo.Memo`), and so have the step flags: sparse rewards
+# and discounts repeat from episode to episode. At most ENTRY_MEMO_MAX_BYTES
+# per leaf, and ENTRY_MEMOS_MAX_BYTES for all of a codec's together.
+ENTRY_MEMO_MAX_COLUMN_BYTES = 1024
+ENTRY_MEMO_MAX_BYTES, ENTRY_MEMOS_MAX_BYTES = 256 << 10, 1 << 20
 BYTES, ZLIB, INT64 = 'bytes', 'zlib', 'none'
 
 
@@ -81,7 +86,7 @@ class _Leaf:
     self.step_nbytes = self.size * self.dtype.itemsize
     # Small compressed values (boards) are remembered: they often repeat.
     small = encoding == ZLIB and 0 < self.step_nbytes <= MEMO_MAX_STEP_BYTES
-    self.memo = _zlib.Memo(self.step_nbytes, wrap=wire.bytes_entry) if small else None
+    self.memo = _zlib.Memo(self.step_nbytes, ZLIB_MEMO_MAX_BYTES, wire.bytes_entry) if small else None
     # Map entries of small uncompressed numeric columns (rewards, discounts, actions) are remembered.
     # (Not zero-size leaves: the key, the column's bytes, gives the number of steps.)
     fixed = self.kind == 'raw' and encoding in (BYTES, INT64) and self.step_nbytes > 0
@@ -149,6 +154,12 @@ class Codec:
       for v in (False, True)
     }
     self._flags_memo = _memo.Memo(ENTRY_MEMO_MAX_BYTES)
+    # The memos' memory is bounded per codec too (many small leaves share it).
+    leaves = [lf for lfs in self.step_leaves.values() for lf in lfs] + self.meta_leaves
+    _share([lf.memo.memo for lf in leaves if lf.memo is not None], ZLIB_MEMOS_MAX_BYTES)
+    _share(
+      [lf.entries for lf in leaves if lf.entries is not None] + [self._flags_memo], ENTRY_MEMOS_MAX_BYTES
+    )
     self._layout: tuple[tuple[str, bytes], ...] = ()
 
   @property
@@ -330,6 +341,12 @@ class Codec:
       return None
     values = [rlds.scalarize(_decode_column(leaf, feats, 1, slice(0, 1))[0]) for leaf in self.meta_leaves]
     return self.casters.episode_metadata.unflatten(values)
+
+
+def _share(memos: list[_memo.Memo], total: int) -> None:
+  """Caps each memo at an equal share of `total` bytes."""
+  for m in memos:
+    m.max_bytes = min(m.max_bytes, total // len(memos))
 
 
 def _encode_column(leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
