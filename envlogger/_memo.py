@@ -27,7 +27,12 @@ class Memo:
   """key bytes -> derived bytes, in at most `max_bytes`.
 
   Callers look up `values` (a dict) directly on hot paths, count what they
-  found with `hits`, and `add` what they derived.
+  found with `hits`, `add` what they derived, then `check`. While `enabled`
+  is False, callers derive every value themselves.
+
+  Args:
+    max_bytes: the memory the keys and values may take (each entry is counted
+      with `ENTRY_OVERHEAD` bytes more).
   """
 
   __slots__ = ('max_bytes', 'enabled', 'values', 'nbytes', 'hits', 'misses')
