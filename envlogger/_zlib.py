@@ -140,6 +140,50 @@ class Memo:
     return out
 
 
+class InflateMemo:
+  """Small zlib streams and what they inflate to, remembered (`envlogger._memo`).
+
+  The reader's side of `Memo`: a log of boards that repeat holds the same
+  streams again and again, and inflating a 200-byte board costs ~0.55 us more
+  than looking its stream up (a Catch-like episode read: about a tenth of
+  its decoding). Streams that fail to inflate are not remembered.
+
+  Args:
+    max_bytes: the memory the memo may hold.
+  """
+
+  __slots__ = ('memo',)
+
+  def __init__(self, max_bytes: int = 1 << 20):
+    self.memo = _memo.Memo(max_bytes)
+
+  def decompress_each(self, streams) -> list[bytes]:
+    """`zlib.decompress` of each stream (bytes, or read-only byte memoryviews).
+
+    Raises:
+      zlib.error: a stream is damaged.
+    """
+    memo = self.memo
+    if not memo.enabled:
+      return [zlib.decompress(s) for s in streams]
+    get = memo.values.get
+    out = [get(s) for s in streams]
+    if None not in out:
+      memo.hits += len(out)
+      return out
+    for j, value in enumerate(out):
+      if value is None:
+        value = memo.get(streams[j])  # an earlier stream of this column may have added it
+        if value is None:
+          value = zlib.decompress(streams[j])
+          memo.add(bytes(streams[j]), value)
+        out[j] = value
+      else:
+        memo.hits += 1
+    memo.check()
+    return out
+
+
 def decompress_into(streams, size: int, out: memoryview) -> None:
   """Inflates streams[j] into out[j * size:(j + 1) * size].
 

@@ -118,3 +118,29 @@ def test_the_memos_of_a_codec_share_a_bounded_budget():
   # One leaf alone keeps the per-leaf cap.
   one = _tfds_codec.Codec(dataclasses.replace(schema, observation_spec=many['board0']))
   assert one.step_leaves['observation'][0].memo.memo.max_bytes == _tfds_codec.ZLIB_MEMO_MAX_BYTES
+
+
+def test_reads_with_the_inflate_memo_equal_reads_without(tmp_path, monkeypatch):
+  env = BoardsEnv(episode_lengths=(5, 1, 9, 5, 2), seed=1)
+  with envlogger.EnvLogger(env, data_directory=str(tmp_path)) as logger:
+    for _ in range(40):
+      ts = logger.reset()
+      while not ts.last():
+        ts = logger.step(1)
+
+  def read_all():
+    with envlogger.Reader(tmp_path) as r:
+      leaf = r._source._codec.step_leaves['observation'][0]
+      episodes = [r.episodes[i].as_rlds()['steps']['observation']['board'] for i in range(len(r.episodes))]
+      columns = r.as_columns()['steps']['observation']['board']
+      return leaf, episodes, columns
+
+  leaf, remembered, columns = read_all()
+  assert leaf.inflated is not None and leaf.inflated.memo.hits > 0  # boards were found in it
+  monkeypatch.setattr(_tfds_codec, 'MEMO_MAX_STEP_BYTES', -1)
+  leaf, plain, plain_columns = read_all()
+  assert leaf.inflated is None
+  assert len(remembered) == len(plain) == 40
+  for a, b in zip(remembered, plain):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(columns, plain_columns)

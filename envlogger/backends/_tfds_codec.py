@@ -73,7 +73,19 @@ def default_encoding(spec: specs.Array) -> str | None:
 
 
 class _Leaf:
-  __slots__ = ('key', 'spec', 'kind', 'encoding', 'dtype', 'shape', 'size', 'step_nbytes', 'memo', 'entries')
+  __slots__ = (
+    'key',
+    'spec',
+    'kind',
+    'encoding',
+    'dtype',
+    'shape',
+    'size',
+    'step_nbytes',
+    'memo',
+    'inflated',
+    'entries',
+  )
 
   def __init__(self, key: str, spec: specs.Array, encoding: str | None):
     self.key = key
@@ -87,6 +99,9 @@ class _Leaf:
     # Small compressed values (boards) are remembered: they often repeat.
     small = encoding == ZLIB and 0 < self.step_nbytes <= MEMO_MAX_STEP_BYTES
     self.memo = _zlib.Memo(self.step_nbytes, ZLIB_MEMO_MAX_BYTES, wire.bytes_entry) if small else None
+    self.inflated = (
+      _zlib.InflateMemo(ZLIB_MEMO_MAX_BYTES) if small and self.step_nbytes < _zlib.SMALL else None
+    )
     # Map entries of small uncompressed numeric columns (rewards, discounts, actions) are remembered.
     # (Not zero-size leaves: the key, the column's bytes, gives the number of steps.)
     fixed = self.kind == 'raw' and encoding in (BYTES, INT64) and self.step_nbytes > 0
@@ -157,6 +172,7 @@ class Codec:
     # The memos' memory is bounded per codec too (many small leaves share it).
     leaves = [lf for lfs in self.step_leaves.values() for lf in lfs] + self.meta_leaves
     _share([lf.memo.memo for lf in leaves if lf.memo is not None], ZLIB_MEMOS_MAX_BYTES)
+    _share([lf.inflated.memo for lf in leaves if lf.inflated is not None], ZLIB_MEMOS_MAX_BYTES)
     _share(
       [lf.entries for lf in leaves if lf.entries is not None] + [self._flags_memo], ENTRY_MEMOS_MAX_BYTES
     )
@@ -435,7 +451,9 @@ def inflate_column(leaf: _Leaf, entries: list) -> np.ndarray:
   """
   size = leaf.step_nbytes
   try:
-    if size < _zlib.SMALL:  # boards: the stdlib's inflate, called directly (a call per step)
+    if leaf.inflated is not None:  # boards: remembered, else the stdlib's inflate, a call per step
+      raw = bytearray().join(leaf.inflated.decompress_each(entries))
+    elif size < _zlib.SMALL:
       raw = bytearray().join([zlib.decompress(e) for e in entries])
     else:  # frames: inflated into place (not all held at once, then joined)
       raw = bytearray(len(entries) * size)
