@@ -19,6 +19,8 @@ threads would at worst derive a value twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 # Per entry, besides the bytes of key and value: the dict slot and two bytes objects.
 ENTRY_OVERHEAD = 100
 
@@ -56,6 +58,28 @@ class Memo:
     self.values[key] = value
     self.nbytes += len(key) + len(value) + ENTRY_OVERHEAD
     self.misses += 1
+
+  def derive_each(self, keys: Sequence[bytes], derive: Callable[[bytes], bytes]) -> list[bytes]:
+    """The value of each key: remembered, else `derive(key)`, then remembered.
+
+    Keys may be bytes or read-only byte memoryviews (remembered as bytes).
+    """
+    get = self.values.get
+    out = [get(k) for k in keys]
+    if None not in out:
+      self.hits += len(out)
+      return out
+    for j, value in enumerate(out):
+      if value is None:
+        value = self.get(keys[j])  # an earlier key of these may have added it
+        if value is None:
+          value = derive(keys[j])
+          self.add(bytes(keys[j]), value)
+        out[j] = value
+      else:
+        self.hits += 1
+    self.check()
+    return out
 
   def check(self) -> None:
     """Empties or turns off the memo if it is full (call after adding)."""

@@ -112,32 +112,18 @@ class Memo:
   def compress_each(self, rows) -> list[bytes]:
     """`compress_each(rows)` (each stream wrapped) for a C-contiguous 2-D
     uint8 array of rows of `size` bytes."""
-    memo = self.memo
-    if not memo.enabled:
+    wrap = self.wrap
+    if not self.memo.enabled:
       streams = compress_each(rows)
-      return streams if self.wrap is None else [self.wrap(x) for x in streams]
-    size = self.size
-    get = memo.values.get
+      return streams if wrap is None else [wrap(x) for x in streams]
+    impl, level, size = _impl.compress, LEVEL, self.size
+
+    def derive(value: bytes) -> bytes:
+      stream = impl(value, level)
+      return stream if wrap is None else wrap(stream)
+
     buf = rows.tobytes()
-    out = [get(buf[i : i + size]) for i in range(0, len(buf), size)]
-    if None not in out:
-      memo.hits += len(out)
-      return out
-    impl, level = _impl.compress, LEVEL
-    for j, stream in enumerate(out):
-      if stream is None:
-        value = buf[j * size : (j + 1) * size]
-        stream = memo.get(value)  # an earlier row of this column may have added it
-        if stream is None:
-          stream = impl(value, level)
-          if self.wrap is not None:
-            stream = self.wrap(stream)
-          memo.add(value, stream)
-        out[j] = stream
-      else:
-        memo.hits += 1
-    memo.check()
-    return out
+    return self.memo.derive_each([buf[i : i + size] for i in range(0, len(buf), size)], derive)
 
 
 class InflateMemo:
@@ -166,22 +152,7 @@ class InflateMemo:
     memo = self.memo
     if not memo.enabled:
       return [zlib.decompress(s) for s in streams]
-    get = memo.values.get
-    out = [get(s) for s in streams]
-    if None not in out:
-      memo.hits += len(out)
-      return out
-    for j, value in enumerate(out):
-      if value is None:
-        value = memo.get(streams[j])  # an earlier stream of this column may have added it
-        if value is None:
-          value = zlib.decompress(streams[j])
-          memo.add(bytes(streams[j]), value)
-        out[j] = value
-      else:
-        memo.hits += 1
-    memo.check()
-    return out
+    return memo.derive_each(streams, zlib.decompress)
 
 
 def decompress_into(streams, size: int, out: memoryview) -> None:
