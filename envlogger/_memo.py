@@ -20,6 +20,7 @@ threads would at worst derive a value twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 # Per entry, besides the bytes of key and value: the dict slot and two bytes objects.
 ENTRY_OVERHEAD = 100
@@ -59,6 +60,20 @@ class Memo:
     self.nbytes += len(key) + len(value) + ENTRY_OVERHEAD
     self.misses += 1
 
+  def derive(self, key: bytes, derive: Callable[..., bytes], *args: Any) -> bytes:
+    """The value of `key`: remembered, else `derive(*args)`, then remembered.
+
+    The key may be bytes or a read-only byte memoryview (remembered as bytes).
+    """
+    value = self.values.get(key)
+    if value is not None:
+      self.hits += 1
+      return value
+    value = derive(*args)
+    self.add(bytes(key), value)
+    self.check()
+    return value
+
   def derive_each(self, keys: Sequence[bytes], derive: Callable[[bytes], bytes]) -> list[bytes]:
     """The value of each key: remembered, else `derive(key)`, then remembered.
 
@@ -70,15 +85,10 @@ class Memo:
       self.hits += len(out)
       return out
     for j, value in enumerate(out):
-      if value is None:
-        value = self.get(keys[j])  # an earlier key of these may have added it
-        if value is None:
-          value = derive(keys[j])
-          self.add(bytes(keys[j]), value)
-        out[j] = value
+      if value is None:  # (an earlier key of these may have added it since)
+        out[j] = self.derive(keys[j], derive, keys[j])
       else:
         self.hits += 1
-    self.check()
     return out
 
   def check(self) -> None:

@@ -219,17 +219,15 @@ class Codec:
 
   def _column_entry(self, leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
     """The map entry of a step leaf's column (remembered for small columns that repeat)."""
+
     memo = leaf.entries
     if memo is not None and memo.enabled:
       col = np.ascontiguousarray(col, dtype=leaf.dtype)
-      if col.nbytes <= ENTRY_MEMO_MAX_COLUMN_BYTES:
-        key = col.tobytes()  # its length gives n
-        entry = memo.get(key)
-        if entry is None:
-          entry = wire.map_entry(self._heads[leaf.key], _encode_column(leaf, col, n))
-          memo.add(key, entry)
-          memo.check()
-        return entry
+      if col.nbytes <= ENTRY_MEMO_MAX_COLUMN_BYTES:  # the key's length gives n
+        return memo.derive(col.tobytes(), self._new_column_entry, leaf, col, n)
+    return self._new_column_entry(leaf, col, n)
+
+  def _new_column_entry(self, leaf: _Leaf, col: np.ndarray, n: int) -> bytes:
     return wire.map_entry(self._heads[leaf.key], _encode_column(leaf, col, n))
 
   def _flag_entries(self, is_first: np.ndarray, is_last: np.ndarray, is_terminal: np.ndarray) -> bytes:
@@ -239,18 +237,15 @@ class Codec:
       f if type(f) is np.ndarray and f.dtype == np.bool_ else np.asarray(f, bool)
       for f in (is_first, is_last, is_terminal)
     ]
+
     memo = self._flags_memo
-    key = b''.join([f.tobytes() for f in flags])  # three arrays of one length
-    entries = memo.get(key) if memo.enabled else None
-    if entries is None:
-      h = self._heads
-      entries = b''.join(
-        wire.map_entry(h[k], wire.bool_feature(f)) for k, f in zip((_IS_FIRST, _IS_LAST, _IS_TERMINAL), flags)
-      )
-      if memo.enabled:
-        memo.add(key, entries)
-        memo.check()
-    return entries
+    if not memo.enabled:
+      return self._new_flag_entries(flags)
+    return memo.derive(b''.join([f.tobytes() for f in flags]), self._new_flag_entries, flags)  # one length
+
+  def _new_flag_entries(self, flags: list[np.ndarray]) -> bytes:
+    keys = (_IS_FIRST, _IS_LAST, _IS_TERMINAL)
+    return b''.join(wire.map_entry(self._heads[k], wire.bool_feature(f)) for k, f in zip(keys, flags))
 
   def to_features(self, episode: rlds.Episode) -> dict[str, Any]:
     """The episode as the nested dict of numpy values TFDS's FeaturesDict (of
