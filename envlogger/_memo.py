@@ -29,9 +29,9 @@ ENTRY_OVERHEAD = 100
 class Memo:
   """key bytes -> derived bytes, in at most `max_bytes`.
 
-  Callers look up `values` (a dict) directly on hot paths, count what they
-  found with `hits`, `add` what they derived, then `check`. While `enabled`
-  is False, callers derive every value themselves.
+  Callers ask `derive` (one key) or `derive_each` (a column of keys) for
+  values, giving the function that derives a value the memo does not hold.
+  While `enabled` is False, callers derive every value themselves.
 
   Args:
     max_bytes: the memory the keys and values may take (each entry is counted
@@ -47,14 +47,7 @@ class Memo:
     self.nbytes = 0
     self.hits = self.misses = 0
 
-  def get(self, key: bytes) -> bytes | None:
-    """The value derived from `key`, if remembered (counted as a hit)."""
-    value = self.values.get(key)
-    if value is not None:
-      self.hits += 1
-    return value
-
-  def add(self, key: bytes, value: bytes) -> None:
+  def _add(self, key: bytes, value: bytes) -> None:
     """Remembers a value derived after a lookup missed."""
     self.values[key] = value
     self.nbytes += len(key) + len(value) + ENTRY_OVERHEAD
@@ -70,7 +63,7 @@ class Memo:
       self.hits += 1
       return value
     value = derive(*args)
-    self.add(bytes(key), value)
+    self._add(bytes(key), value)
     self.check()
     return value
 
