@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 import google_crc32c
@@ -78,6 +78,48 @@ def pread_record(fd: int, offset: int, length: int, verify: bool = True) -> byte
   ):
     raise CorruptRecordError(f'record checksum mismatch at offset {offset}')
   return data
+
+
+RUN_BYTES = 4 << 20  # adjacent frames read by one pread, at most (unless one frame is larger)
+
+
+def pread_records(
+  fd: int, offsets: Sequence[int], lengths: Sequence[int], verify: bool = True
+) -> list[bytes]:
+  """`pread_record` of each (offset, length), in order.
+
+  Frames that lie end to end in the file (the episodes of a shard, read in
+  order) are read by one `os.pread` per run of up to `RUN_BYTES`: a columnar
+  read of 10-step episodes spent a third of its time in a system call per
+  record. Each frame's lengths and checksums are checked as `pread_record`
+  checks them.
+  """
+  out: list[bytes] = []
+  n, i = len(offsets), 0
+  while i < n:
+    start = end = offsets[i]
+    j = i
+    while j < n and offsets[j] == end and (j == i or end - start + HEADER_SIZE + lengths[j] <= RUN_BYTES):
+      end += HEADER_SIZE + lengths[j] + FOOTER_SIZE
+      j += 1
+    run = os.pread(fd, end - start, start)
+    for k in range(i, j):
+      p, length = offsets[k] - start, lengths[k]
+      if len(run) < p + HEADER_SIZE + length + FOOTER_SIZE:
+        raise CorruptRecordError(f'truncated record at offset {offsets[k]}')
+      if _LEN.unpack_from(run, p)[0] != length:
+        raise CorruptRecordError(
+          f'record at offset {offsets[k]} is not {length} bytes long, as its index says'
+        )
+      data = run[p + HEADER_SIZE : p + HEADER_SIZE + length]
+      if verify and (
+        _CRC.unpack_from(run, p + 8)[0] != masked_crc(run[p : p + 8])
+        or _CRC.unpack_from(run, p + HEADER_SIZE + length)[0] != masked_crc(data)
+      ):
+        raise CorruptRecordError(f'record checksum mismatch at offset {offsets[k]}')
+      out.append(data)
+    i = j
+  return out
 
 
 def scan(f: BinaryIO, start: int = 0) -> Iterator[tuple[int, int]]:

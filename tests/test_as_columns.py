@@ -19,7 +19,8 @@ import tree
 from dm_env import specs
 
 import envlogger
-from envlogger.backends import _batch_decode
+from envlogger import rlds
+from envlogger.backends import _batch_decode, _batch_walk
 from envlogger.backends import tfds as tfds_backend
 from envlogger.convert import convert
 from envlogger.testing import spec_env
@@ -275,9 +276,9 @@ def _episode_end(ts, action, env):
 
 
 @pytest.mark.parametrize('file_format', ['tfrecord', 'array_record'])
-def test_records_parsed_one_by_one_decode_their_leaves_together(tmp_path, file_format, monkeypatch):
-  """Logs the groups do not cover (zlib leaves, strings, episode metadata) are parsed
-  record by record and their leaves decoded for many records at once; two-byte
+def test_records_of_other_lengths_are_walked_together(tmp_path, file_format, monkeypatch):
+  """Logs the groups do not cover (zlib leaves, strings, episode metadata) are walked
+  many records at once (`_batch_walk`) and their leaves decoded together; two-byte
   actions and custom data in some records only: the same columns as episode by episode."""
   env = spec_env.SpecEnv(BOARD_OBS, ACTION, episode_lengths=LENGTHS, terminations=(True, False), seed=2)
   rng = np.random.default_rng(1)
@@ -290,11 +291,15 @@ def test_records_parsed_one_by_one_decode_their_leaves_together(tmp_path, file_f
   if file_format == 'array_record':
     convert(path, tmp_path / 'c', file_format=file_format, progress=False)
     path = tmp_path / 'c'
-  parsed = []
-  decode_parsed = _batch_decode._decode_parsed
-  monkeypatch.setattr(
-    _batch_decode, '_decode_parsed', lambda c, recs: parsed.append(len(recs)) or decode_parsed(c, recs)
-  )
+  walked = []
+  walk = _batch_walk.decode
+
+  def counting(codec, records):
+    got = walk(codec, records)
+    walked.append(len(records) if isinstance(got, rlds.EpisodeBatch) else 0)
+    return got
+
+  monkeypatch.setattr(_batch_walk, 'decode', counting)
   with envlogger.Reader(path) as r:
     n = len(r.episodes)
     for idx in (np.arange(n), np.random.default_rng(3).permutation(n)[:25]):
@@ -302,10 +307,10 @@ def test_records_parsed_one_by_one_decode_their_leaves_together(tmp_path, file_f
       _assert_equal(got, _expected(r, idx))
       assert got['episode_metadata'] == [r.episodes[int(i)].metadata for i in idx]
     assert (r.as_columns()['steps']['action'] >= 128).any()
-    # A sequential pass (blocks of records parsed one by one) gives what random access gives.
+    # A sequential pass (blocks of records walked together) gives what random access gives.
     with envlogger.Reader(path) as ref:
       steps = list(r.steps)
       assert len(steps) == len(ref.steps)
       for i, step in enumerate(steps):
         _same_step(step, ref.steps[i])
-  assert max(parsed) >= 25
+  assert max(walked) >= 25

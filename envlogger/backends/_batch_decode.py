@@ -35,6 +35,7 @@ import numpy as np
 
 from envlogger import _schema as S
 from envlogger import rlds
+from envlogger.backends import _batch_walk
 from envlogger.backends import _example_wire as wire
 from envlogger.backends import _tfds_codec as C
 
@@ -62,7 +63,7 @@ def decode_many(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
       (callers decode one by one to tell which).
   """
   if not batchable(codec):
-    return _decode_parsed(codec, records)
+    return _decode_walked(codec, records)
   by_length: dict[int, list[int]] = {}
   for i, r in enumerate(records):
     by_length.setdefault(len(r), []).append(i)
@@ -88,8 +89,26 @@ def decode_many(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
       singles.extend(part[~fits].tolist())
   if singles:
     singles.sort()
-    pieces.append((np.asarray(singles), _decode_parsed(codec, [records[i] for i in singles])))
+    pieces.append((np.asarray(singles), _decode_walked(codec, [records[i] for i in singles])))
   return assemble(len(records), pieces, codec.casters)
+
+
+def _decode_walked(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
+  """`decode_many` by `_batch_walk` (records of one key order, of any lengths);
+  records that do not fit its walk are parsed one by one."""
+  if len(records) < MIN_GROUP:
+    return _decode_parsed(codec, records)
+  got = _batch_walk.decode(codec, records)
+  if isinstance(got, rlds.EpisodeBatch):
+    return got
+  fits = np.flatnonzero(got)
+  if len(fits) >= MIN_GROUP:
+    batch = _batch_walk.decode(codec, [records[i] for i in fits.tolist()])
+    if isinstance(batch, rlds.EpisodeBatch):  # (it is: whether a record fits depends on it alone)
+      rest = np.flatnonzero(~got)
+      parsed = _decode_parsed(codec, [records[i] for i in rest.tolist()])
+      return assemble(len(records), [(fits, batch), (rest, parsed)], codec.casters)
+  return _decode_parsed(codec, records)
 
 
 def assemble(m: int, pieces: list[tuple[np.ndarray, rlds.EpisodeBatch]], casters: rlds.Casters):

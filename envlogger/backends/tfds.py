@@ -1114,7 +1114,13 @@ class TFDSLogSource(source.LogSource):
 
   def _read_records(self, idx: np.ndarray) -> list[bytes]:
     if self._compact is None:
-      return [self._read_record(i) for i in idx.tolist()]
+      shards = self._state['shard'][idx]
+      if len(idx) < 2 or (shards != shards[0]).any():
+        return [self._read_record(i) for i in idx.tolist()]
+      self._read_record(int(idx[0]))  # opens the shard
+      fd = self._files[int(shards[0])]
+      offsets, lengths = self._state['offset'][idx].tolist(), self._state['length'][idx].tolist()
+      return _tfrecord.pread_records(fd, offsets, lengths)  # damage: the caller reads one by one
     records: list[bytes] = [b''] * len(idx)
     shards = self._state['shard'][idx]
     for shard in np.unique(shards).tolist():
