@@ -96,18 +96,21 @@ def decode_many(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
 def _decode_walked(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
   """`decode_many` by `_batch_walk` (records of one key order, of any lengths);
   records that do not fit its walk are parsed one by one."""
-  if len(records) < MIN_GROUP:
-    return _decode_parsed(codec, records)
-  got = _batch_walk.decode(codec, records)
-  if isinstance(got, rlds.EpisodeBatch):
-    return got
-  fits = np.flatnonzero(got)
-  if len(fits) >= MIN_GROUP:
-    batch = _batch_walk.decode(codec, [records[i] for i in fits.tolist()])
-    if isinstance(batch, rlds.EpisodeBatch):  # (it is: whether a record fits depends on it alone)
-      rest = np.flatnonzero(~got)
+  fits = np.arange(len(records))
+  # Each pass drops the records failing the walk's first failed check (a few passes at most).
+  while len(fits) >= MIN_GROUP:
+    got = _batch_walk.decode(
+      codec, [records[i] for i in fits.tolist()] if len(fits) < len(records) else records
+    )
+    if isinstance(got, rlds.EpisodeBatch):
+      if len(fits) == len(records):
+        return got
+      rest = np.setdiff1d(np.arange(len(records)), fits)
       parsed = _decode_parsed(codec, [records[i] for i in rest.tolist()])
-      return assemble(len(records), [(fits, batch), (rest, parsed)], codec.casters)
+      return assemble(len(records), [(fits, got), (rest, parsed)], codec.casters)
+    if not got.any():
+      break
+    fits = fits[got]
   return _decode_parsed(codec, records)
 
 

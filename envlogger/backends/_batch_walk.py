@@ -336,8 +336,8 @@ def _strings(w: _Walk, key: str) -> list[str]:
 
 def decode(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch | np.ndarray:
   """The episodes of `records` as one batch; or, if some records do not fit the
-  walk, a bool array telling those that do (decode them again, and the others
-  one by one).
+  walk, a bool array clearing those that failed its first failed check (later
+  checks did not run: call again with the others, until a batch comes back).
 
   Raises:
     WireError, ValueError: the first record is not an Example, or a record
