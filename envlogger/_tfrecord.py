@@ -9,6 +9,7 @@ per actor process); the CRC is computed by `google-crc32c` (hardware CRC32C).
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from collections.abc import Iterator, Sequence
@@ -80,6 +81,14 @@ def pread_record(fd: int, offset: int, length: int, verify: bool = True) -> byte
   return data
 
 
+@functools.lru_cache(maxsize=4096)
+def _header(length: int) -> bytes:
+  """A frame's header: its data length and that length's checksum (which records
+  of one length share)."""
+  packed = _LEN.pack(length)
+  return packed + _CRC.pack(masked_crc(packed))
+
+
 RUN_BYTES = 4 << 20  # adjacent frames read by one pread, at most (unless one frame is larger)
 
 
@@ -105,16 +114,16 @@ def pread_records(
     run = os.pread(fd, end - start, start)
     for k in range(i, j):
       p, length = offsets[k] - start, lengths[k]
-      if len(run) < p + HEADER_SIZE + length + FOOTER_SIZE:
+      q = p + HEADER_SIZE + length  # where its data checksum is
+      if len(run) < q + FOOTER_SIZE:
         raise CorruptRecordError(f'truncated record at offset {offsets[k]}')
-      if _LEN.unpack_from(run, p)[0] != length:
+      if run[p : p + 8] != _LEN.pack(length):
         raise CorruptRecordError(
           f'record at offset {offsets[k]} is not {length} bytes long, as its index says'
         )
-      data = run[p + HEADER_SIZE : p + HEADER_SIZE + length]
+      data = run[p + HEADER_SIZE : q]
       if verify and (
-        _CRC.unpack_from(run, p + 8)[0] != masked_crc(run[p : p + 8])
-        or _CRC.unpack_from(run, p + HEADER_SIZE + length)[0] != masked_crc(data)
+        run[p : p + HEADER_SIZE] != _header(length) or _CRC.unpack_from(run, q)[0] != masked_crc(data)
       ):
         raise CorruptRecordError(f'record checksum mismatch at offset {offsets[k]}')
       out.append(data)

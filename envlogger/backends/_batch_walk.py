@@ -36,14 +36,15 @@ from envlogger import _zlib, rlds
 from envlogger.backends import _example_wire as wire
 from envlogger.backends import _tfds_codec as C
 
-_PAD = 16  # zero bytes after the joined records (reads past a bad record's end find no tag)
+# Zero bytes after the joined records: reads past a bad record's end find no tag, and a
+# stream's padded row (`_words`) ends inside the buffer.
+_PAD = 16 + 128
 # Zlib entries are walked across records while this many records still have steps left; the
 # rest of a long episode (few records left) is read record by record.
 _MIN_ACTIVE = 8
 # Small streams are deduplicated across the batch (hashed, sorted, compared) before inflating.
-_DEDUPE_MAX_STREAM = 128
+_DEDUPE_MAX_STREAM = _PAD - 16
 _DEDUPE_MIN_STEPS = 64
-_GATHER_MAX_BYTES = 256  # fixed-size entries up to this size are gathered at once, larger ones per record
 
 
 class _Walk:
@@ -60,6 +61,7 @@ class _Walk:
     self.m = len(records)
     self.data = b''.join(records)
     self.buf = np.frombuffer(self.data + bytes(_PAD), dtype=np.uint8)
+    self._pairs = np.ndarray((len(self.buf) - 1,), '<u2', self.buf, 0, (1,))  # the 2 bytes at each offset
     lengths = np.fromiter(map(len, records), dtype=np.int64, count=self.m)
     self.ends = np.cumsum(lengths)
     self.starts = self.ends - lengths
@@ -78,6 +80,10 @@ class _Walk:
     more = b >= 0x80
     if not more.any():  # the common case: one-byte lengths
       return b.astype(np.int64), 1, True
+    pair = self._pairs[np.minimum(pos, len(self._pairs) - 1)].astype(np.int64)
+    lo, hi = pair & 0xFF, pair >> 8
+    if not (more & (hi >= 0x80)).any():  # at most two bytes (lengths under 16 KiB): one gather
+      return np.where(more, (lo & 0x7F) | (hi << 7), lo), 1 + more, True
     value, size = b.astype(np.int64) & 0x7F, np.ones(len(pos), dtype=np.int64)
     for k in range(1, 5):
       b = self.at(pos + k).astype(np.int64)
@@ -97,14 +103,17 @@ class _Walk:
 
   def equals(self, pos: np.ndarray, expected: bytes) -> np.ndarray:
     """Whether the bytes at each position start with `expected`."""
-    k = len(expected)
-    if k > len(self.buf):
+    view = self.strings(len(expected), 'S')
+    if not len(view):
       return np.zeros(len(pos), dtype=bool)
-    # A view of every k-byte string of the buffer (offsets 1 apart), indexed at
-    # once: one gather and one comparison (numpy's fixed-width bytes compare
-    # equal only when byte-identical).
-    view = np.ndarray((len(self.buf) - k + 1,), f'S{k}', self.buf, 0, (1,))
+    # numpy's fixed-width bytes compare equal only when byte-identical.
     return view[np.minimum(pos, len(view) - 1)] == expected
+
+  def strings(self, k: int, kind: str) -> np.ndarray:
+    """The k-byte string at every offset of the buffer, as an array of numpy
+    dtype `kind`k ('S' or 'V'; a strided view, no copy): indexing it gathers
+    whole strings at once (a 2-D index of bytes costs several times more)."""
+    return np.ndarray((max(len(self.buf) - k + 1, 0),), f'{kind}{k}', self.buf, 0, (1,))
 
   def walk(
     self, layout: Sequence[tuple[str, int]], template: dict[str, tuple[bytes, int]] | None = None
@@ -136,6 +145,12 @@ class _Walk:
       self.spans[key] = (payload, payload_end)
       pos = entry_end
     self.ok &= pos == self.ends
+
+  def gather(self, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The bytes of ranges [starts[i], starts[i] + counts[i]), joined (uint8)."""
+    if len(counts) and counts[0] > 0 and (counts == counts[0]).all():  # equal ranges: one gather
+      return self.strings(int(counts[0]), 'V')[starts].view(np.uint8)
+    return self.buf[_ranges(starts, counts)]
 
   def payload(self, key: str, i: int) -> memoryview:
     s, e = self.spans[key]
@@ -183,7 +198,7 @@ def _packed(w: _Walk, key: str) -> tuple[np.ndarray, np.ndarray]:
   w.ok &= empty | (valid & (end == e))
   start = np.where(empty, s, start)
   nbytes = np.where(w.ok, e - start, 0)
-  raw = w.buf[_ranges(start, nbytes)]
+  raw = w.gather(start, nbytes)
   ends = raw < 0x80
   if ends.all():  # one-byte values (flags, small actions): the bytes are the values
     return raw.astype(np.int64), nbytes
@@ -232,16 +247,8 @@ def _fixed(w: _Walk, leaf: C._Leaf, st: _Steps):
   w.ok[st.record[~w.equals(value - len(head), head)]] = False
 
   def gather() -> np.ndarray:
-    size = leaf.step_nbytes
-    if size <= _GATHER_MAX_BYTES:
-      raw = w.buf[value[:, None] + np.arange(size)]
-    else:  # large entries: one strided copy per record
-      raw = np.empty((st.total, size), dtype=np.uint8)
-      for i in range(w.m):
-        if st.n[i]:
-          a = st.first[i]
-          raw[a : a + st.n[i]] = np.ndarray((st.n[i], size), np.uint8, w.buf, value[a], (row, 1))
-    return raw.view(leaf.dtype).reshape(st.total, *leaf.shape)
+    raw = w.strings(leaf.step_nbytes, 'V')[value]  # one gather of whole entries (fresh, writable)
+    return raw.view(np.uint8).view(leaf.dtype).reshape(st.total, *leaf.shape)
 
   return gather
 
@@ -249,6 +256,16 @@ def _fixed(w: _Walk, leaf: C._Leaf, st: _Steps):
 def _zlib_streams(w: _Walk, leaf: C._Leaf, st: _Steps) -> tuple[np.ndarray, np.ndarray]:
   """(start, length) of each step's zlib stream of a ZLIB leaf, in row order."""
   s, e = w.spans[leaf.key]
+  n = int(st.n[0]) if w.m else 0
+  if n and (st.n == n).all():  # episodes of one length (the common case): steps as columns
+    starts, lengths = np.empty((w.m, n), dtype=np.int64), np.empty((w.m, n), dtype=np.int64)
+    pos = s
+    for j in range(n):
+      start, pos, valid = w.header(pos, wire._LEN1)
+      w.ok &= valid
+      starts[:, j], lengths[:, j] = start, pos - start
+    w.ok &= pos == e
+    return starts.ravel(), lengths.ravel()
   starts = np.zeros(st.total, dtype=np.int64)
   lengths = np.zeros(st.total, dtype=np.int64)
   pos = s.copy()
@@ -281,19 +298,16 @@ def _zlib_streams(w: _Walk, leaf: C._Leaf, st: _Steps) -> tuple[np.ndarray, np.n
   return starts, lengths
 
 
-_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
-
-
 def _words(w: _Walk, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-  """The bytes of each stream as rows of little-endian 8-byte words, zero past its end."""
-  # Every 8 bytes of the buffer at every offset (a strided view): a word is one gather.
-  view = np.ndarray((len(w.buf) - 7,), '<u8', w.buf, 0, (1,))
-  width = -(-int(lengths.max()) // 8)
-  words = np.empty((len(starts), width), dtype=np.uint64)
-  for c in range(width):
-    # A word past the padded buffer's end lies wholly past its stream's end: masked to 0.
-    words[:, c] = view[np.minimum(starts + 8 * c, len(view) - 1)] & _LOW_BYTES[np.clip(lengths - 8 * c, 0, 8)]
-  return words
+  """The bytes of each stream (of at most `_DEDUPE_MAX_STREAM`) as rows of
+  8-byte words, zero past its end."""
+  width = -(-int(lengths.max()) // 8) * 8
+  rows = w.strings(width, 'V')[starts].view(np.uint8).reshape(len(starts), width)  # (the pad covers the last)
+  keep = np.where(np.arange(width) < np.arange(width + 1)[:, None], 0xFF, 0).astype(
+    np.uint8
+  )  # row k: k bytes
+  rows &= keep[lengths]  # (a table gather: a broadcast comparison costs 4 times more)
+  return rows.view(np.uint64)
 
 
 def _hash(words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
