@@ -89,7 +89,7 @@ def _header(length: int) -> bytes:
   return packed + _CRC.pack(masked_crc(packed))
 
 
-RUN_BYTES = 4 << 20  # adjacent frames read by one pread, at most (unless one frame is larger)
+RUN_BYTES = 1 << 20  # adjacent frames read by one pread, at most (unless one frame is larger)
 
 
 def pread_records(

@@ -291,6 +291,7 @@ def test_records_of_other_lengths_are_walked_together(tmp_path, file_format, mon
   if file_format == 'array_record':
     convert(path, tmp_path / 'c', file_format=file_format, progress=False)
     path = tmp_path / 'c'
+  monkeypatch.setattr(_batch_decode, 'MIN_WALK', 4)  # (a small log)
   walked = []
   walk = _batch_walk.decode
 

@@ -43,7 +43,9 @@ def _assert_columns_as_episodes(r: envlogger.Reader, idx) -> None:
 
 @pytest.fixture
 def walked(monkeypatch):
-  """The number of records of each batch the walk decoded (0: it left them to the parser)."""
+  """The number of records of each batch the walk decoded (0: it left them to the
+  parser); batches of 4 records or more are walked (not 48: these logs are small)."""
+  monkeypatch.setattr(_batch_decode, 'MIN_WALK', 4)
   counts = []
   walk = _batch_walk.decode
 
@@ -96,7 +98,7 @@ def _example(feats: dict) -> bytes:
   )
 
 
-def test_records_of_another_layout_are_parsed_alone(tmp_path, monkeypatch):
+def test_records_of_another_layout_are_parsed_alone(tmp_path, walked, monkeypatch):
   """Records in another key order, and one with unpacked integers, are left to
   the per-record parser; the others are walked; the result is the same."""
   _log(tmp_path / 'log', catch_env.Catch(seed=2), 12, policy=lambda e, t: t % 3)
@@ -130,7 +132,7 @@ def test_records_of_another_layout_are_parsed_alone(tmp_path, monkeypatch):
   assert got.episode_id == want.episode_id and got.run_id == want.run_id
 
 
-def test_a_bad_zlib_stream_names_its_episode(tmp_path):
+def test_a_bad_zlib_stream_names_its_episode(tmp_path, walked):
   """A stream that does not inflate, in a record whose checksums are intact: the
   columnar read raises DamagedEpisodeError naming that episode."""
   _log(tmp_path / 'log', catch_env.Catch(seed=3), 20)
@@ -148,3 +150,14 @@ def test_a_bad_zlib_stream_names_its_episode(tmp_path):
     _assert_columns_as_episodes(r, range(13))
     with pytest.raises(envlogger.DamagedEpisodeError, match='episode 13'):
       r.as_columns()
+  assert max(walked) >= 13
+
+
+def test_small_batches_are_parsed_record_by_record(tmp_path, monkeypatch):
+  """Under MIN_WALK records, a walk's fixed cost is more than parsing each."""
+  _log(tmp_path / 'log', catch_env.Catch(seed=4), 50)
+  walks = []
+  monkeypatch.setattr(_batch_walk, 'decode', lambda codec, records: walks.append(len(records)))
+  with envlogger.Reader(tmp_path / 'log') as r:
+    _assert_columns_as_episodes(r, range(_batch_decode.MIN_WALK - 1))
+    assert walks == []

@@ -257,7 +257,9 @@ def _zlib_streams(w: _Walk, leaf: C._Leaf, st: _Steps) -> tuple[np.ndarray, np.n
   """(start, length) of each step's zlib stream of a ZLIB leaf, in row order."""
   s, e = w.spans[leaf.key]
   n = int(st.n[0]) if w.m else 0
-  if n and (st.n == n).all():  # episodes of one length (the common case): steps as columns
+  if (
+    n and w.m >= _MIN_ACTIVE and (st.n == n).all()
+  ):  # episodes of one length (the common case): steps as columns
     starts, lengths = np.empty((w.m, n), dtype=np.int64), np.empty((w.m, n), dtype=np.int64)
     pos = s
     for j in range(n):

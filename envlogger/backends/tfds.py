@@ -58,7 +58,7 @@ DEFAULT_DATASET_NAME = 'envlogger'
 DEFAULT_VERSION = '1.0.0'
 DEFAULT_SPLIT = 'train'
 FILE_FORMATS = ('tfrecord',)
-BATCH_RECORDS, BATCH_BYTES = 1024, 64 << 20  # records read_batch decodes together, at most
+BATCH_RECORDS, BATCH_BYTES = 512, 64 << 20  # records read_batch decodes together, at most
 AUTO_ASYNC_MAX_STEP_BYTES = 4096  # async_writes=None: the background writer up to this raw step size
 # Journaled episodes are written to the shard together, when they reach this
 # size or the oldest this age (see `TFDSBackendWriter._write_episode`).
@@ -1113,20 +1113,19 @@ class TFDSLogSource(source.LogSource):
     return _batch_decode.assemble(len(idx), pieces, self.casters)
 
   def _read_records(self, idx: np.ndarray) -> list[bytes]:
-    if self._compact is None:
-      shards = self._state['shard'][idx]
-      if len(idx) < 2 or (shards != shards[0]).any():
-        return [self._read_record(i) for i in idx.tolist()]
-      self._read_record(int(idx[0]))  # opens the shard
-      fd = self._files[int(shards[0])]
-      offsets, lengths = self._state['offset'][idx].tolist(), self._state['length'][idx].tolist()
-      return _tfrecord.pread_records(fd, offsets, lengths)  # damage: the caller reads one by one
+    """The records of episodes `idx`, read shard by shard (adjacent frames of a
+    TFRecord shard by one pread; damage raises: the caller reads one by one)."""
     records: list[bytes] = [b''] * len(idx)
     shards = self._state['shard'][idx]
     for shard in np.unique(shards).tolist():
       where = np.flatnonzero(shards == shard)
       path = self._state['files'][shard]
-      got = self._compact.read_many(path, self._state['offset'][idx[where]].tolist())
+      offsets = self._state['offset'][idx[where]].tolist()
+      if self._compact is not None:
+        got = self._compact.read_many(path, offsets)
+      else:
+        self._read_record(int(idx[where[0]]))  # opens the shard
+        got = _tfrecord.pread_records(self._files[shard], offsets, self._state['length'][idx[where]].tolist())
       for j, record in zip(where.tolist(), got):
         records[j] = record
     return records
