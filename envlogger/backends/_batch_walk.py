@@ -47,6 +47,16 @@ _DEDUPE_MAX_STREAM = _PAD - 16
 _DEDUPE_MIN_STEPS = 64
 
 
+def _all(flags: np.ndarray) -> bool:
+  """`flags.all()` of a 1-D bool array (count_nonzero runs in C; `.all()` costs
+  4 times more through numpy's Python wrapper, and a walk calls it often)."""
+  return np.count_nonzero(flags) == len(flags)
+
+
+def _any(flags: np.ndarray) -> bool:
+  return np.count_nonzero(flags) > 0
+
+
 class _Walk:
   """The joined records, and where each feature's payload is in each.
 
@@ -61,6 +71,7 @@ class _Walk:
     self.m = len(records)
     self.data = b''.join(records)
     self.buf = np.frombuffer(self.data + bytes(_PAD), dtype=np.uint8)
+    self._views: dict[tuple[str, int], np.ndarray] = {}
     self._pairs = np.ndarray((len(self.buf) - 1,), '<u2', self.buf, 0, (1,))  # the 2 bytes at each offset
     lengths = np.fromiter(map(len, records), dtype=np.int64, count=self.m)
     self.ends = np.cumsum(lengths)
@@ -78,11 +89,11 @@ class _Walk:
     every varint is one byte."""
     b = self.at(pos)
     more = b >= 0x80
-    if not more.any():  # the common case: one-byte lengths
+    if not _any(more):  # the common case: one-byte lengths
       return b.astype(np.int64), 1, True
     pair = self._pairs[np.minimum(pos, len(self._pairs) - 1)].astype(np.int64)
     lo, hi = pair & 0xFF, pair >> 8
-    if not (more & (hi >= 0x80)).any():  # at most two bytes (lengths under 16 KiB): one gather
+    if not _any(more & (hi >= 0x80)):  # at most two bytes (lengths under 16 KiB): one gather
       return np.where(more, (lo & 0x7F) | (hi << 7), lo), 1 + more, True
     value, size = b.astype(np.int64) & 0x7F, np.ones(len(pos), dtype=np.int64)
     for k in range(1, 5):
@@ -90,7 +101,7 @@ class _Walk:
       value |= np.where(more, (b & 0x7F) << (7 * k), 0)
       size += more
       more &= b >= 0x80
-      if not more.any():
+      if not _any(more):
         break
     return value, size, ~more
 
@@ -113,7 +124,12 @@ class _Walk:
     """The k-byte string at every offset of the buffer, as an array of numpy
     dtype `kind`k ('S' or 'V'; a strided view, no copy): indexing it gathers
     whole strings at once (a 2-D index of bytes costs several times more)."""
-    return np.ndarray((max(len(self.buf) - k + 1, 0),), f'{kind}{k}', self.buf, 0, (1,))
+    view = self._views.get((kind, k))
+    if view is None:
+      view = self._views[kind, k] = np.ndarray(
+        (max(len(self.buf) - k + 1, 0),), f'{kind}{k}', self.buf, 0, (1,)
+      )
+    return view
 
   def walk(
     self, layout: Sequence[tuple[str, int]], template: dict[str, tuple[bytes, int]] | None = None
@@ -131,7 +147,7 @@ class _Walk:
       if template is not None:
         head, size = template[key]
         same = self.equals(pos, head)
-        if same.all():
+        if _all(same):
           self.spans[key] = (pos + len(head), pos + size)
           pos = pos + size
           continue
@@ -148,7 +164,7 @@ class _Walk:
 
   def gather(self, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The bytes of ranges [starts[i], starts[i] + counts[i]), joined (uint8)."""
-    if len(counts) and counts[0] > 0 and (counts == counts[0]).all():  # equal ranges: one gather
+    if len(counts) and counts[0] > 0 and _all(counts == counts[0]):  # equal ranges: one gather
       return self.strings(int(counts[0]), 'V')[starts].view(np.uint8)
     return self.buf[_ranges(starts, counts)]
 
@@ -193,6 +209,14 @@ def _packed(w: _Walk, key: str) -> tuple[np.ndarray, np.ndarray]:
   record. Records whose payload is not one packed field (or empty) are
   cleared from `w.ok` and hold no values."""
   s, e = w.spans[key]
+  size = int(e[0] - s[0]) if w.m else 0
+  if size and _all(e - s == size):  # payloads of one size (flags; actions of one-byte values)
+    body = wire.packed_body(w.payload(key, 0))
+    head = size - len(body) if body is not None else 0
+    if head and _all(w.equals(s, w.data[int(s[0]) : int(s[0]) + head])):  # one packed field of one count
+      raw = w.strings(size - head, 'V')[s + head].view(np.uint8) if size > head else np.zeros(0, np.uint8)
+      if _all(raw < 0x80):
+        return raw.astype(np.int64), np.full(w.m, size - head, dtype=np.int64)
   empty = s == e
   start, end, valid = w.header(s, wire._LEN1)
   w.ok &= empty | (valid & (end == e))
@@ -200,7 +224,7 @@ def _packed(w: _Walk, key: str) -> tuple[np.ndarray, np.ndarray]:
   nbytes = np.where(w.ok, e - start, 0)
   raw = w.gather(start, nbytes)
   ends = raw < 0x80
-  if ends.all():  # one-byte values (flags, small actions): the bytes are the values
+  if _all(ends):  # one-byte values (flags, small actions): the bytes are the values
     return raw.astype(np.int64), nbytes
   # Multi-byte varints: each record's must end inside it, then one decode for all.
   w.ok &= (nbytes == 0) | (w.at(e - 1) < 0x80)
@@ -230,7 +254,7 @@ def _flags(w: _Walk, key: str, counts: np.ndarray) -> np.ndarray:
   values, n = _packed(w, key)
   w.ok &= n == counts
   bad = values > 1
-  if bad.any():  # other encodings of flags: record by record
+  if _any(bad):  # other encodings of flags: record by record
     w.ok[np.repeat(np.arange(w.m), n)[bad]] = False
   return values.astype(bool)
 
@@ -241,7 +265,7 @@ def _fixed(w: _Walk, leaf: C._Leaf, st: _Steps):
   head = wire._len_field(wire._LEN1, leaf.step_nbytes)
   row = len(head) + leaf.step_nbytes
   w.ok &= e - s == st.n * row
-  if not w.ok.all():
+  if not _all(w.ok):
     return None
   value = s[st.record] + st.index * row + len(head)  # where each step's bytes start
   w.ok[st.record[~w.equals(value - len(head), head)]] = False
@@ -258,7 +282,7 @@ def _zlib_streams(w: _Walk, leaf: C._Leaf, st: _Steps) -> tuple[np.ndarray, np.n
   s, e = w.spans[leaf.key]
   n = int(st.n[0]) if w.m else 0
   if (
-    n and w.m >= _MIN_ACTIVE and (st.n == n).all()
+    n and w.m >= _MIN_ACTIVE and _all(st.n == n)
   ):  # episodes of one length (the common case): steps as columns
     starts, lengths = np.empty((w.m, n), dtype=np.int64), np.empty((w.m, n), dtype=np.int64)
     pos = s
@@ -345,7 +369,7 @@ def _strings(w: _Walk, key: str) -> list[str]:
   s, e = w.spans[key]
   start, end, valid = w.header(s, wire._LEN1)
   w.ok &= valid & (end == e)
-  if not w.ok.all():
+  if not _all(w.ok):
     return []
   return [w.data[a:b].decode() for a, b in zip(start.tolist(), end.tolist())]
 
@@ -369,7 +393,7 @@ def decode(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch | np.n
   if not keys.issuperset(needed):
     return ~w.ok
   w.walk(layout, _template(records[0], layout))
-  if not w.ok.all():
+  if not _all(w.ok):
     return w.ok
   # The flags, the ids, and where each leaf's values are: checks for every record.
   _, n = _packed(w, C._IS_FIRST)  # a flag per step
@@ -382,7 +406,7 @@ def decode(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch | np.n
   episode_flags = {key: _flags(w, key, one) for key in (S.CUT_SHORT, S.INVALID) if key in keys}
   ids = {key: _strings(w, key) for key in (S.EPISODE_ID, S.RUN_ID)}
   getters = {field: [_locate(w, leaf, st) for leaf in leaves] for field, leaves in codec.step_leaves.items()}
-  if not w.ok.all():
+  if not _all(w.ok):
     return w.ok
   return rlds.EpisodeBatch(
     columns={field: [get() for get in gets] for field, gets in getters.items()},
