@@ -118,6 +118,25 @@ def test_flipped_bits_are_caught_by_checksums_and_reported(original, tmp_path):
         np.testing.assert_array_equal(ep.as_rlds()['steps']['observation'], expected)
 
 
+@pytest.mark.parametrize('byte', range(12))
+def test_a_damaged_frame_header_is_caught_by_every_read(original, tmp_path, byte):
+  """A bit flipped in a record's length or in the length's checksum (a frame
+  header): random access, a sequential pass and a bulk read all raise for it."""
+  d, ds = _copy(original, tmp_path)
+  _, obs, index = original
+  data = bytearray((ds / SHARD).read_bytes())
+  data[index[2][0] + byte] ^= 0x04
+  (ds / SHARD).write_bytes(bytes(data))
+  with _read_all(d) as r:
+    with pytest.raises(envlogger.DamagedEpisodeError, match=SHARD):
+      r.episodes[2].as_rlds()
+    with pytest.raises(envlogger.DamagedEpisodeError, match=SHARD):
+      r.as_columns()
+    with pytest.raises(envlogger.DamagedEpisodeError, match=SHARD):
+      list(r.steps)
+    np.testing.assert_array_equal(r.episodes[3].as_rlds()['steps']['observation'], obs[3])
+
+
 @pytest.mark.parametrize(
   'victim', ['envlogger_log.json', 'runs', f'envlogger_index/{SHARD}.jsonl', 'dataset_info.json']
 )
