@@ -512,7 +512,7 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any], prefi
   chunks = [c for c in np.split(np.arange(len(lengths)), np.unique(bounds + 1)) if len(c)]
   # and a sequential pass over the same chunks (Reader.steps reads ahead).
   starts = np.concatenate([[0], np.cumsum(lengths)])
-  rates: dict[str, list[float]] = {'col': [], 'seq': []}
+  rates: dict[str, list[float]] = {'col': [], 'seq': [], 'rew': []}
   with envlogger.Reader(log_dir) as r:
     for chunk in chunks:  # untimed: the first pass grows the process's memory (slow on a VM)
       r.as_columns(chunk)
@@ -525,9 +525,16 @@ def measure_reading(w: str, p: Params, log_dir: str, info: dict[str, Any], prefi
         for _ in r.steps[starts[chunk[0]] : starts[chunk[-1] + 1]]:
           pass
         t2 = clock()
+        r.as_columns(chunk, fields=['reward'])
+        t3 = clock()
         rates['col'].append(n / (t1 - t0) * 1e9)
         rates['seq'].append(n / (t2 - t1) * 1e9)
-  for key, name in (('seq', 'Reader sequential, Reader.steps'), ('col', 'Reader columnar, as_columns()')):
+        rates['rew'].append(n / (t3 - t2) * 1e9)
+  for key, name in (
+    ('seq', 'Reader sequential, Reader.steps'),
+    ('col', 'Reader columnar, as_columns()'),
+    ('rew', "Reader columnar, as_columns(fields=['reward'])"),
+  ):
     label = f'{prefix}{name} (median {CHUNK_STEPS}-step chunk)'
     metrics.append(Metric(w, label, float(np.median(rates[key])), 'steps/s'))
 

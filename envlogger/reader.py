@@ -184,17 +184,17 @@ class Episode(Sequence):
 
 
 def _rlds_steps(ep: rlds.Episode | rlds.EpisodeBatch, c: rlds.Casters) -> dict[str, Any]:
-  """The RLDS step fields of decoded columns: {field: array nest with a leading step axis}."""
+  """The RLDS step fields of decoded columns (those decoded: a batch may hold
+  some fields only): {field: array nest with a leading step axis}."""
   steps = {
-    _schema.OBSERVATION: c.observation.unflatten(ep.columns['observation']),
-    _schema.ACTION: c.action.unflatten(ep.columns['action']),
-    _schema.REWARD: c.reward.unflatten(ep.columns['reward']),
-    _schema.DISCOUNT: c.discount.unflatten(ep.columns['discount']),
-    _schema.IS_FIRST: ep.is_first,
-    _schema.IS_LAST: ep.is_last,
-    _schema.IS_TERMINAL: ep.is_terminal,
+    name: c.field(name).unflatten(ep.columns[name])
+    for name in (_schema.OBSERVATION, _schema.ACTION, _schema.REWARD, _schema.DISCOUNT)
+    if name in ep.columns
   }
-  if ep.has_custom_data is not None:
+  steps[_schema.IS_FIRST] = ep.is_first
+  steps[_schema.IS_LAST] = ep.is_last
+  steps[_schema.IS_TERMINAL] = ep.is_terminal
+  if ep.has_custom_data is not None and 'custom_data' in ep.columns:
     custom = c.custom_data.unflatten(ep.columns['custom_data'])
     if c.schema.custom_data_layout == _schema.FIELDS:
       steps.update(custom)
@@ -359,22 +359,30 @@ class Reader:
     """One record per logger that wrote to this log: run_id, created, metadata."""
     return self._source.runs()
 
-  def as_columns(self, episodes: slice | Sequence[int] | np.ndarray | None = None) -> dict[str, Any]:
+  def as_columns(
+    self,
+    episodes: slice | Sequence[int] | np.ndarray | None = None,
+    fields: Sequence[str] | None = None,
+  ) -> dict[str, Any]:
     """Many episodes at once, their steps concatenated: the fast columnar read.
 
     `r.as_columns()['steps']` holds what `np.concatenate` of every episode's
     `as_rlds()['steps']` would, field by field, without building an episode
-    object per episode. Logs with no zlib-compressed leaf (the compact
-    format; default logs of small leaves) decode records of one layout in
-    groups, with numpy over many records at once (millions of steps per
-    second on small observations); other logs written here parse each record
-    and decode each leaf for many records at once; DeepMind's Riegeli logs
-    decode episode by episode.
+    object per episode. Logs written here decode many records at once with
+    numpy: records of one layout in groups (the compact format; default logs
+    of small leaves), others walked together (zlib-compressed boards and
+    frames); millions of steps per second on small observations. DeepMind's
+    Riegeli logs decode episode by episode.
 
     Args:
       episodes: which episodes, in the order given: None for all, a slice, or
         a sequence or array of indexes (negative ones count from the end;
         repeats allowed).
+      fields: the step fields to read, among 'observation', 'action',
+        'reward', 'discount' and (in logs with a step_fn) 'custom_data'; None
+        for all. The others are not decoded: returns of a log of frames are
+        read without inflating a frame. The step flags (is_first, is_last,
+        is_terminal) always come back, and has_custom_data with custom_data.
 
     Returns:
       {'steps': {field: array nest of shape (total_steps, ...)}, as in
@@ -388,8 +396,10 @@ class Reader:
 
     Raises:
       IndexError: an index is out of range.
+      ValueError: `fields` names a field the log does not have.
       DamagedEpisodeError: an episode cannot be read back.
     """
+    wanted = None if fields is None else self._step_fields(fields)
     n = len(self._lengths)
     if episodes is None:
       idx = np.arange(n, dtype=np.int64)
@@ -406,7 +416,7 @@ class Reader:
       if bad.any():
         raise IndexError(f'episodes {idx[bad][:5].tolist()} out of range: the log has {n}')
       idx = np.where(idx < 0, idx + n, idx)
-    batch = self._source.read_batch(idx)
+    batch = self._source.read_batch(idx, wanted)
     return {
       _schema.STEPS: _rlds_steps(batch, self._source.casters),
       'episode_lengths': batch.lengths,
@@ -416,6 +426,16 @@ class Reader:
       _schema.INVALID: batch.invalid,
       _schema.EPISODE_METADATA: batch.metadata,
     }
+
+  def _step_fields(self, fields: Sequence[str]) -> frozenset[str]:
+    """`fields` checked against the log's step fields."""
+    if isinstance(fields, (str, bytes)):
+      raise TypeError(f'fields takes a sequence of field names, such as [{fields!r}], not a string')
+    have = [f for f in rlds.STEP_FIELDS if self._source.casters.field(f) is not None]
+    unknown = [f for f in fields if f not in have]
+    if unknown:
+      raise ValueError(f'fields {unknown} are not step fields of this log; it has {have}')
+    return frozenset(fields)
 
   def episode_lengths(self) -> np.ndarray:
     """Number of recorded steps of every episode (no decoding)."""

@@ -113,12 +113,18 @@ class EpisodeBatch:
   invalid: np.ndarray
 
 
-def concat_episodes(episodes: Sequence[Episode], casters: Casters) -> EpisodeBatch:
-  """The episodes as one `EpisodeBatch` (fresh arrays: the episodes may be cached ones)."""
+STEP_FIELDS = ('observation', 'action', 'reward', 'discount', 'custom_data')
+
+
+def concat_episodes(
+  episodes: Sequence[Episode], casters: Casters, fields: frozenset[str] | None = None
+) -> EpisodeBatch:
+  """The episodes as one `EpisodeBatch` (fresh arrays: the episodes may be cached
+  ones), with the columns of step `fields` only (None: all)."""
   columns: dict[str, list[np.ndarray]] = {}
-  for field in ('observation', 'action', 'reward', 'discount', 'custom_data'):
+  for field in STEP_FIELDS:
     caster = casters.field(field)
-    if caster is None:
+    if caster is None or (fields is not None and field not in fields):
       continue
     columns[field] = [
       np.concatenate([_leaf_column(ep, field, i, caster) for ep in episodes])

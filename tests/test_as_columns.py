@@ -78,9 +78,9 @@ def group_decodes(monkeypatch):
   counts = []
   decode = _batch_decode._Plan.decode
 
-  def counting(self, arr, codec):
+  def counting(self, arr, codec, fields=None):
     counts.append(len(arr))
-    return decode(self, arr, codec)
+    return decode(self, arr, codec, fields)
 
   monkeypatch.setattr(_batch_decode._Plan, 'decode', counting)
   return counts
@@ -295,8 +295,8 @@ def test_records_of_other_lengths_are_walked_together(tmp_path, file_format, mon
   walked = []
   walk = _batch_walk.decode
 
-  def counting(codec, records):
-    got = walk(codec, records)
+  def counting(codec, records, fields=None):
+    got = walk(codec, records, fields)
     walked.append(len(records) if isinstance(got, rlds.EpisodeBatch) else 0)
     return got
 
@@ -315,3 +315,57 @@ def test_records_of_other_lengths_are_walked_together(tmp_path, file_format, mon
       for i, step in enumerate(steps):
         _same_step(step, ref.steps[i])
   assert max(walked) >= 25
+
+
+@pytest.mark.parametrize('file_format', ['tfrecord', 'array_record'])
+def test_fields_reads_only_the_fields_asked_for(tmp_path, file_format, monkeypatch):
+  """as_columns(fields=...) gives those fields as a full read does, and does not
+  decode the others (no board is inflated for rewards)."""
+  env = spec_env.SpecEnv(BOARD_OBS, ACTION, episode_lengths=LENGTHS, terminations=(True, False), seed=4)
+  rng = np.random.default_rng(2)
+  path = tmp_path / 'log'
+  with envlogger.EnvLogger(env, data_directory=str(path), step_fn=_note) as logger:
+    for e in range(60):
+      ts = logger.reset()
+      while not ts.last():
+        ts = logger.step(_policy(e, rng))
+  if file_format == 'array_record':
+    convert(path, tmp_path / 'c', file_format=file_format, progress=False)
+    path = tmp_path / 'c'
+  flags = {'is_first', 'is_last', 'is_terminal'}
+  with envlogger.Reader(path) as r:
+    whole = r.as_columns()
+    for fields in (['reward'], ['action', 'discount'], ['observation'], ['custom_data', 'reward'], []):
+      for idx in (None, np.random.default_rng(1).permutation(60)[:50]):
+        got = r.as_columns(idx, fields=fields)
+        want = whole if idx is None else r.as_columns(idx)
+        extra = {'has_custom_data'} if 'custom_data' in fields else set()
+        custom = (
+          set(whole['steps']) - {'observation', 'action', 'reward', 'discount', 'has_custom_data'} - flags
+        )
+        names = {f for f in fields if f != 'custom_data'} | (custom if 'custom_data' in fields else set())
+        assert set(got['steps']) == names | flags | extra
+        for name in got['steps']:
+          for g, w in zip(tree.flatten(got['steps'][name]), tree.flatten(want['steps'][name])):
+            assert g.dtype == w.dtype
+            np.testing.assert_array_equal(g, w)
+        np.testing.assert_array_equal(got['episode_lengths'], want['episode_lengths'])
+        assert got['episode_id'] == want['episode_id']
+    inflated = []
+    monkeypatch.setattr(_batch_walk.C, 'inflate_column', lambda *a: inflated.append(1))
+    r._source._cache.clear()
+    r.as_columns(fields=['reward', 'action'])
+    assert inflated == []
+    with pytest.raises(ValueError, match='not step fields'):
+      r.as_columns(fields=['rewards'])
+    with pytest.raises(TypeError, match='not a string'):
+      r.as_columns(fields='reward')
+
+
+def test_fields_of_a_log_without_custom_data(tmp_path):
+  _log(tmp_path / 'log', episodes=10)
+  with envlogger.Reader(tmp_path / 'log') as r:
+    with pytest.raises(ValueError, match='custom_data'):
+      r.as_columns(fields=['custom_data'])
+    got = r.as_columns(fields=['reward'])
+    np.testing.assert_array_equal(got['steps']['reward'], r.as_columns()['steps']['reward'])

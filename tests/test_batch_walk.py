@@ -49,8 +49,8 @@ def walked(monkeypatch):
   counts = []
   walk = _batch_walk.decode
 
-  def counting(codec, records):
-    got = walk(codec, records)
+  def counting(codec, records, fields=None):
+    got = walk(codec, records, fields)
     counts.append(len(records) if isinstance(got, rlds.EpisodeBatch) else 0)
     return got
 
@@ -118,7 +118,9 @@ def test_records_of_another_layout_are_parsed_alone(tmp_path, walked, monkeypatc
   parsed = []
   decode_parsed = _batch_decode._decode_parsed
   monkeypatch.setattr(
-    _batch_decode, '_decode_parsed', lambda c, recs: parsed.append(len(recs)) or decode_parsed(c, recs)
+    _batch_decode,
+    '_decode_parsed',
+    lambda c, recs, fields=None: parsed.append(len(recs)) or decode_parsed(c, recs, fields),
   )
   got = _batch_decode.decode_many(codec, records)
   want = rlds.concat_episodes([codec.decode(rec) for rec in records], codec.casters)
@@ -157,7 +159,7 @@ def test_small_batches_are_parsed_record_by_record(tmp_path, monkeypatch):
   """Under MIN_WALK records, a walk's fixed cost is more than parsing each."""
   _log(tmp_path / 'log', catch_env.Catch(seed=4), 50)
   walks = []
-  monkeypatch.setattr(_batch_walk, 'decode', lambda codec, records: walks.append(len(records)))
+  monkeypatch.setattr(_batch_walk, 'decode', lambda codec, records, fields=None: walks.append(len(records)))
   with envlogger.Reader(tmp_path / 'log') as r:
     _assert_columns_as_episodes(r, range(_batch_decode.MIN_WALK - 1))
     assert walks == []

@@ -49,6 +49,13 @@ GROUP_BYTES = 4 << 20  # records stacked into one array at a time, at most (unle
 _EPISODE_FLAGS = (S.CUT_SHORT, S.INVALID)
 
 
+def step_leaves(codec: C.Codec, fields: frozenset[str] | None) -> dict[str, list[C._Leaf]]:
+  """The codec's leaves of step `fields` (None: all), by field."""
+  if fields is None:
+    return codec.step_leaves
+  return {f: leaves for f, leaves in codec.step_leaves.items() if f in fields}
+
+
 def batchable(codec: C.Codec) -> bool:
   """Whether records of `codec` can be decoded in groups (see the module docstring)."""
   if codec.schema.episode_metadata_spec is not None:
@@ -57,16 +64,19 @@ def batchable(codec: C.Codec) -> bool:
   return all(lf.kind == 'bool' or (lf.kind == 'raw' and lf.encoding != C.ZLIB) for lf in leaves)
 
 
-def decode_many(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
+def decode_many(
+  codec: C.Codec, records: Sequence[bytes], fields: frozenset[str] | None = None
+) -> rlds.EpisodeBatch:
   """The episodes of `records`, in order, as one batch: what decoding each with
-  `codec.decode` and `rlds.concat_episodes` gives.
+  `codec.decode` and `rlds.concat_episodes(..., fields)` gives (the leaves of
+  other step fields are not decoded).
 
   Raises:
     WireError, ValueError: a record is not an episode of the codec's schema
       (callers decode one by one to tell which).
   """
   if not batchable(codec):
-    return _decode_walked(codec, records)
+    return _decode_walked(codec, records, fields)
   by_length: dict[int, list[int]] = {}
   for i, r in enumerate(records):
     by_length.setdefault(len(r), []).append(i)
@@ -85,44 +95,52 @@ def decode_many(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
       arr = np.frombuffer(b''.join([records[i] for i in part]), dtype=np.uint8).reshape(len(part), length)
       fits = plan.fits(arr)
       if fits.all():
-        pieces.append((part, plan.decode(arr, codec)))
+        pieces.append((part, plan.decode(arr, codec, fields)))
         continue
       if fits.any():
-        pieces.append((part[fits], plan.decode(arr[fits], codec)))
+        pieces.append((part[fits], plan.decode(arr[fits], codec, fields)))
       singles.extend(part[~fits].tolist())
   if singles:
     singles.sort()
-    pieces.append((np.asarray(singles), _decode_walked(codec, [records[i] for i in singles])))
-  return assemble(len(records), pieces, codec.casters)
+    pieces.append((np.asarray(singles), _decode_walked(codec, [records[i] for i in singles], fields)))
+  return assemble(len(records), pieces, codec.casters, fields)
 
 
-def _decode_walked(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
+def _decode_walked(
+  codec: C.Codec, records: Sequence[bytes], fields: frozenset[str] | None
+) -> rlds.EpisodeBatch:
   """`decode_many` by `_batch_walk` (records of one key order, of any lengths);
   records that do not fit its walk are parsed one by one."""
   fits = np.arange(len(records))
   # Each pass drops the records failing the walk's first failed check (a few passes at most).
   while len(fits) >= MIN_WALK:
     got = _batch_walk.decode(
-      codec, [records[i] for i in fits.tolist()] if len(fits) < len(records) else records
+      codec, [records[i] for i in fits.tolist()] if len(fits) < len(records) else records, fields
     )
     if isinstance(got, rlds.EpisodeBatch):
       if len(fits) == len(records):
         return got
       rest = np.setdiff1d(np.arange(len(records)), fits)
-      parsed = _decode_parsed(codec, [records[i] for i in rest.tolist()])
-      return assemble(len(records), [(fits, got), (rest, parsed)], codec.casters)
+      parsed = _decode_parsed(codec, [records[i] for i in rest.tolist()], fields)
+      return assemble(len(records), [(fits, got), (rest, parsed)], codec.casters, fields)
     if not got.any():
       break
     fits = fits[got]
-  return _decode_parsed(codec, records)
+  return _decode_parsed(codec, records, fields)
 
 
-def assemble(m: int, pieces: list[tuple[np.ndarray, rlds.EpisodeBatch]], casters: rlds.Casters):
-  """One batch of m episodes from pieces holding some of them each (positions, batch)."""
+def assemble(
+  m: int,
+  pieces: list[tuple[np.ndarray, rlds.EpisodeBatch]],
+  casters: rlds.Casters,
+  fields: frozenset[str] | None = None,
+):
+  """One batch of m episodes from pieces holding some of them each (positions,
+  batch), each with the columns of step `fields` (None: all)."""
   if len(pieces) == 1 and np.array_equal(pieces[0][0], np.arange(m)):
     return pieces[0][1]  # one group, in order: nothing to move
   if not pieces:
-    return rlds.concat_episodes([], casters)
+    return rlds.concat_episodes([], casters, fields)
   lengths = np.zeros(m, dtype=np.int64)
   for pos, piece in pieces:
     lengths[pos] = piece.lengths
@@ -280,11 +298,16 @@ class _Plan:
       ok &= (arr[:, where] <= 1).all(axis=1)
     return ok
 
-  def decode(self, arr: np.ndarray, codec: C.Codec) -> rlds.EpisodeBatch:
-    """The episodes of records `arr` (rows that fit this plan)."""
+  def decode(
+    self, arr: np.ndarray, codec: C.Codec, fields: frozenset[str] | None = None
+  ) -> rlds.EpisodeBatch:
+    """The episodes of records `arr` (rows that fit this plan), with the columns
+    of step `fields` (None: all)."""
     m, n = len(arr), self.n
-    columns: dict[str, list[np.ndarray]] = {field: [] for field in codec.step_leaves}
+    columns: dict[str, list[np.ndarray]] = {field: [] for field in step_leaves(codec, fields)}
     for field, leaf, where in self.leaves:
+      if field not in columns:
+        continue
       if isinstance(where, tuple):  # raw bytes: n entries of `row` bytes, values at their ends
         start, row, nbytes = where
         values = arr[:, start : start + n * row].reshape(m, n, row)[:, :, :nbytes]
@@ -325,11 +348,13 @@ def _strings(raw: np.ndarray) -> list[str]:
 # Records parsed one by one, columns decoded together.
 
 
-def _decode_parsed(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch:
+def _decode_parsed(
+  codec: C.Codec, records: Sequence[bytes], fields: frozenset[str] | None = None
+) -> rlds.EpisodeBatch:
   """`decode_many` of records of any layout: parsed one by one (the parse
   finds each leaf's payload), each leaf then decoded for all records at once."""
   if not records:
-    return rlds.concat_episodes([], codec.casters)
+    return rlds.concat_episodes([], codec.casters, fields)
   feats = [codec._parse(r) for r in records]
   bodies = [wire.packed_body(C._payload(f, C._IS_FIRST)) for f in feats]
   if all(b is not None for b in bodies) and b''.join(bodies).isascii():
@@ -337,7 +362,8 @@ def _decode_parsed(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatc
   else:
     ns = [len(C._flags(f, C._IS_FIRST)) for f in feats]
   columns = {
-    field: [_leaf_column(leaf, feats, ns) for leaf in leaves] for field, leaves in codec.step_leaves.items()
+    field: [_leaf_column(leaf, feats, ns) for leaf in leaves]
+    for field, leaves in step_leaves(codec, fields).items()
   }
   custom = codec.schema.custom_data_spec is not None
   return rlds.EpisodeBatch(

@@ -374,7 +374,9 @@ def _strings(w: _Walk, key: str) -> list[str]:
   return [w.data[a:b].decode() for a, b in zip(start.tolist(), end.tolist())]
 
 
-def decode(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch | np.ndarray:
+def decode(
+  codec: C.Codec, records: Sequence[bytes], fields: frozenset[str] | None = None
+) -> rlds.EpisodeBatch | np.ndarray:
   """The episodes of `records` as one batch; or, if some records do not fit the
   walk, a bool array clearing those that failed its first failed check (later
   checks did not run: call again with the others, until a batch comes back).
@@ -388,7 +390,8 @@ def decode(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch | np.n
   custom = codec.schema.custom_data_spec is not None
   needed = [C._IS_FIRST, C._IS_LAST, C._IS_TERMINAL, S.EPISODE_ID, S.RUN_ID, S.CUT_SHORT]
   needed += [C._HAS_CUSTOM_DATA] if custom else []
-  needed += [lf.key for lfs in codec.step_leaves.values() for lf in lfs]
+  leaves = {f: lfs for f, lfs in codec.step_leaves.items() if fields is None or f in fields}
+  needed += [lf.key for lfs in leaves.values() for lf in lfs]
   w = _Walk(records)
   if not keys.issuperset(needed):
     return ~w.ok
@@ -405,7 +408,7 @@ def decode(codec: C.Codec, records: Sequence[bytes]) -> rlds.EpisodeBatch | np.n
   one = np.ones(w.m, dtype=np.int64)
   episode_flags = {key: _flags(w, key, one) for key in (S.CUT_SHORT, S.INVALID) if key in keys}
   ids = {key: _strings(w, key) for key in (S.EPISODE_ID, S.RUN_ID)}
-  getters = {field: [_locate(w, leaf, st) for leaf in leaves] for field, leaves in codec.step_leaves.items()}
+  getters = {field: [_locate(w, leaf, st) for leaf in lfs] for field, lfs in leaves.items()}
   if not _all(w.ok):
     return w.ok
   return rlds.EpisodeBatch(

@@ -40,11 +40,12 @@ class LogSource(abc.ABC):
   def read_episode(self, index: int) -> rlds.Episode:
     """Decodes episode `index` (0 <= index < num_episodes)."""
 
-  def read_batch(self, indices: Sequence[int]) -> rlds.EpisodeBatch:
+  def read_batch(self, indices: Sequence[int], fields: frozenset[str] | None = None) -> rlds.EpisodeBatch:
     """Episodes `indices` (each 0 <= i < num_episodes; any order, repeats allowed)
-    as one batch, in that order. Sources that can decode many records at once
+    as one batch, in that order, with the columns of step `fields` only (None:
+    all). Sources that can decode many records at once, or only some fields,
     override this."""
-    return rlds.concat_episodes([self.read_episode(int(i)) for i in indices], self.casters)
+    return rlds.concat_episodes([self.read_episode(int(i)) for i in indices], self.casters, fields)
 
   @property
   def decodes_in_batches(self) -> bool:

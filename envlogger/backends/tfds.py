@@ -1081,19 +1081,19 @@ class TFDSLogSource(source.LogSource):
   def decodes_in_batches(self) -> bool:
     return True  # _batch_decode: groups of one layout, or records parsed one by one
 
-  def read_batch(self, indices: Sequence[int]) -> rlds.EpisodeBatch:
+  def read_batch(self, indices: Sequence[int], fields: frozenset[str] | None = None) -> rlds.EpisodeBatch:
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     try:
-      return self._read_batch(idx)
+      return self._read_batch(idx, fields)
     except (OSError, ValueError):  # damage: read one by one, for the error naming the episode
-      return super().read_batch(idx)
+      return super().read_batch(idx, fields)
 
-  def _read_batch(self, idx: np.ndarray) -> rlds.EpisodeBatch:
+  def _read_batch(self, idx: np.ndarray, fields: frozenset[str] | None) -> rlds.EpisodeBatch:
     pieces: list[tuple[np.ndarray, rlds.EpisodeBatch]] = []
     journal = self._state['journal'][self._state['shard'][idx]].astype(bool)
     if journal.any():  # episodes still in a dead writer's journal: decoded one by one
       where = np.flatnonzero(journal)
-      pieces.append((where, super().read_batch(idx[where])))
+      pieces.append((where, super().read_batch(idx[where], fields)))
     stored = np.flatnonzero(~journal)
     # Chunks bound the memory of the records held at once (the decoded steps are what was asked):
     # up to BATCH_RECORDS records and about BATCH_BYTES of raw steps.
@@ -1105,12 +1105,12 @@ class TFDSLogSource(source.LogSource):
       hi = min(max(hi, lo + 1), lo + BATCH_RECORDS)
       where = stored[lo:hi]
       lo = hi
-      batch = _batch_decode.decode_many(self._codec, self._read_records(idx[where]))
+      batch = _batch_decode.decode_many(self._codec, self._read_records(idx[where]), fields)
       expected = self._state['steps'][idx[where]]
       if np.any((expected >= 0) & (expected != batch.lengths)):
         raise ValueError('an episode holds other steps than the index says')
       pieces.append((where, batch))
-    return _batch_decode.assemble(len(idx), pieces, self.casters)
+    return _batch_decode.assemble(len(idx), pieces, self.casters, fields)
 
   def _read_records(self, idx: np.ndarray) -> list[bytes]:
     """The records of episodes `idx`, read shard by shard (adjacent frames of a
