@@ -105,7 +105,7 @@ def test_records_of_another_layout_are_parsed_alone(tmp_path, walked, monkeypatc
   with envlogger.Reader(tmp_path / 'log') as r:
     source = r._source
     codec = source._codec
-    records = source._read_records(np.arange(12))
+    records = list(source._read_records(np.arange(12)))
   feats = [wire.parse_example(rec) for rec in records]
   reordered = {3, 7}
   for i in reordered:  # the same features, serialized in reverse order

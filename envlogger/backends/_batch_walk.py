@@ -57,6 +57,32 @@ def _any(flags: np.ndarray) -> bool:
   return np.count_nonzero(flags) > 0
 
 
+class Joined:
+  """Records held in one buffer, as `_tfrecord.pread_joined` reads them (frames
+  and all): the walk reads them in place instead of joining copies.
+
+  Indexing gives a record's bytes (a copy), as a list of records would.
+  """
+
+  __slots__ = ('data', 'starts', 'lengths')
+
+  def __init__(self, data: bytes, starts: np.ndarray, lengths: np.ndarray):
+    self.data = data
+    self.starts = starts
+    self.lengths = lengths
+
+  def __len__(self) -> int:
+    return len(self.starts)
+
+  def __getitem__(self, i: int) -> bytes:
+    a = int(self.starts[i])
+    return self.data[a : a + int(self.lengths[i])]
+
+  def __iter__(self):
+    data = self.data
+    return iter([data[a : a + k] for a, k in zip(self.starts.tolist(), self.lengths.tolist())])
+
+
 class _Walk:
   """The joined records, and where each feature's payload is in each.
 
@@ -67,15 +93,19 @@ class _Walk:
     spans: feature key -> (starts, ends) int64 arrays into `data`.
   """
 
-  def __init__(self, records: Sequence[bytes]):
+  def __init__(self, records: Sequence[bytes] | Joined):
     self.m = len(records)
-    self.data = b''.join(records)
+    if isinstance(records, Joined):
+      self.data, self.starts = records.data, records.starts
+      self.ends = records.starts + records.lengths
+    else:
+      self.data = b''.join(records)
+      lengths = np.fromiter(map(len, records), dtype=np.int64, count=self.m)
+      self.ends = np.cumsum(lengths)
+      self.starts = self.ends - lengths
     self.buf = np.frombuffer(self.data + bytes(_PAD), dtype=np.uint8)
     self._views: dict[tuple[str, int], np.ndarray] = {}
     self._pairs = np.ndarray((len(self.buf) - 1,), '<u2', self.buf, 0, (1,))  # the 2 bytes at each offset
-    lengths = np.fromiter(map(len, records), dtype=np.int64, count=self.m)
-    self.ends = np.cumsum(lengths)
-    self.starts = self.ends - lengths
     self.ok = np.ones(self.m, dtype=bool)
     self.spans: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -375,7 +405,7 @@ def _strings(w: _Walk, key: str) -> list[str]:
 
 
 def decode(
-  codec: C.Codec, records: Sequence[bytes], fields: frozenset[str] | None = None
+  codec: C.Codec, records: Sequence[bytes] | Joined, fields: frozenset[str] | None = None
 ) -> rlds.EpisodeBatch | np.ndarray:
   """The episodes of `records` as one batch; or, if some records do not fit the
   walk, a bool array clearing those that failed its first failed check (later

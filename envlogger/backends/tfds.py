@@ -49,7 +49,7 @@ import numpy as np
 
 from envlogger import _files, _jsonable, _locks, _schema, _tfrecord, _version, rlds
 from envlogger import specs as specs_lib
-from envlogger.backends import _batch_decode, _journal, _tfds_codec, _tfds_metadata, base, source
+from envlogger.backends import _batch_decode, _batch_walk, _journal, _tfds_codec, _tfds_metadata, base, source
 
 LOG_FILE = 'envlogger_log.json'
 RUNS_DIR = 'envlogger_runs'
@@ -1112,23 +1112,29 @@ class TFDSLogSource(source.LogSource):
       pieces.append((where, batch))
     return _batch_decode.assemble(len(idx), pieces, self.casters, fields)
 
-  def _read_records(self, idx: np.ndarray) -> list[bytes]:
+  def _read_records(self, idx: np.ndarray) -> Sequence[bytes]:
     """The records of episodes `idx`, read shard by shard (adjacent frames of a
-    TFRecord shard by one pread; damage raises: the caller reads one by one)."""
-    records: list[bytes] = [b''] * len(idx)
+    TFRecord shard by one pread, into one buffer the walk reads in place);
+    damage raises: the caller reads one by one."""
     shards = self._state['shard'][idx]
+    if self._compact is not None:
+      records: list[bytes] = [b''] * len(idx)
+      for shard in np.unique(shards).tolist():
+        where = np.flatnonzero(shards == shard)
+        got = self._compact.read_many(self._state['files'][shard], self._state['offset'][idx[where]].tolist())
+        for j, record in zip(where.tolist(), got):
+          records[j] = record
+      return records
+    lengths = self._state['length'][idx].astype(np.int64)
+    parts, starts, base = [], np.empty(len(idx), dtype=np.int64), 0
     for shard in np.unique(shards).tolist():
       where = np.flatnonzero(shards == shard)
-      path = self._state['files'][shard]
-      offsets = self._state['offset'][idx[where]].tolist()
-      if self._compact is not None:
-        got = self._compact.read_many(path, offsets)
-      else:
-        self._read_record(int(idx[where[0]]))  # opens the shard
-        got = _tfrecord.pread_records(self._files[shard], offsets, self._state['length'][idx[where]].tolist())
-      for j, record in zip(where.tolist(), got):
-        records[j] = record
-    return records
+      self._read_record(int(idx[where[0]]))  # opens the shard
+      buf, at = _tfrecord.pread_joined(self._files[shard], self._state['offset'][idx[where]], lengths[where])
+      parts.append(buf)
+      starts[where] = at + base
+      base += len(buf)
+    return _batch_walk.Joined(parts[0] if len(parts) == 1 else b''.join(parts), starts, lengths)
 
   def read_rows(self, index: int, rows: np.ndarray) -> rlds.Episode:
     ep = self._cache.get(index)
