@@ -16,6 +16,8 @@ import tree
 from dm_env import specs
 
 import envlogger
+from envlogger import rlds
+from envlogger.backends import _batch_decode, _batch_walk
 from envlogger.convert import convert
 from envlogger.step_data import StepData
 from envlogger.testing import catch_env
@@ -268,3 +270,21 @@ def steps_by_episode(sources, keys, episode_keys=()) -> dict[str, dict]:
         out[ep.episode_id] = {k: steps[k].tolist() for k in keys}
         out[ep.episode_id].update({k: ep.metadata[k] for k in episode_keys})
   return out
+
+
+@pytest.fixture
+def walked(monkeypatch):
+  """The number of records of each batch `_batch_walk` decoded (0: it left them
+  to the parser); batches of 4 records or more are walked (not 48: test logs
+  are small)."""
+  monkeypatch.setattr(_batch_decode, 'MIN_WALK', 4)
+  counts = []
+  walk = _batch_walk.decode
+
+  def counting(codec, records, fields=None):
+    got = walk(codec, records, fields)
+    counts.append(len(records) if isinstance(got, rlds.EpisodeBatch) else 0)
+    return got
+
+  monkeypatch.setattr(_batch_walk, 'decode', counting)
+  return counts

@@ -19,7 +19,6 @@ import tree
 from dm_env import specs
 
 import envlogger
-from envlogger import rlds
 from envlogger.backends import _batch_decode, _batch_walk
 from envlogger.backends import tfds as tfds_backend
 from envlogger.convert import convert
@@ -271,36 +270,32 @@ def test_one_step_episodes_stacked_one_at_a_time_are_the_callers(tmp_path, monke
 BOARD_OBS = {'board': specs.Array((8, 5), np.float32), 'name': specs.StringArray(())}  # 160 B: zlib
 
 
-def _episode_end(ts, action, env):
-  return {'return': np.float32(ts.reward), 'tag': 'end'} if ts.last() else None
-
-
-@pytest.mark.parametrize('file_format', ['tfrecord', 'array_record'])
-def test_records_of_other_lengths_are_walked_together(tmp_path, file_format, monkeypatch):
-  """Logs the groups do not cover (zlib leaves, strings, episode metadata) are walked
-  many records at once (`_batch_walk`) and their leaves decoded together; two-byte
-  actions and custom data in some records only: the same columns as episode by episode."""
-  env = spec_env.SpecEnv(BOARD_OBS, ACTION, episode_lengths=LENGTHS, terminations=(True, False), seed=2)
-  rng = np.random.default_rng(1)
+def _log_boards(tmp_path, file_format: str, episodes: int, seed: int, **logger_kwargs):
+  """A log of BOARD_OBS episodes (zlib boards, strings), in `file_format`; its path."""
+  env = spec_env.SpecEnv(BOARD_OBS, ACTION, episode_lengths=LENGTHS, terminations=(True, False), seed=seed)
+  rng = np.random.default_rng(seed)
   path = tmp_path / 'log'
-  with envlogger.EnvLogger(env, data_directory=str(path), step_fn=_note, episode_fn=_episode_end) as logger:
-    for e in range(40):
+  with envlogger.EnvLogger(env, data_directory=str(path), **logger_kwargs) as logger:
+    for e in range(episodes):
       ts = logger.reset()
       while not ts.last():
         ts = logger.step(_policy(e, rng))
   if file_format == 'array_record':
     convert(path, tmp_path / 'c', file_format=file_format, progress=False)
     path = tmp_path / 'c'
-  monkeypatch.setattr(_batch_decode, 'MIN_WALK', 4)  # (a small log)
-  walked = []
-  walk = _batch_walk.decode
+  return path
 
-  def counting(codec, records, fields=None):
-    got = walk(codec, records, fields)
-    walked.append(len(records) if isinstance(got, rlds.EpisodeBatch) else 0)
-    return got
 
-  monkeypatch.setattr(_batch_walk, 'decode', counting)
+def _episode_end(ts, action, env):
+  return {'return': np.float32(ts.reward), 'tag': 'end'} if ts.last() else None
+
+
+@pytest.mark.parametrize('file_format', ['tfrecord', 'array_record'])
+def test_records_of_other_lengths_are_walked_together(tmp_path, file_format, walked):
+  """Logs the groups do not cover (zlib leaves, strings, episode metadata) are walked
+  many records at once (`_batch_walk`) and their leaves decoded together; two-byte
+  actions and custom data in some records only: the same columns as episode by episode."""
+  path = _log_boards(tmp_path, file_format, 40, seed=2, step_fn=_note, episode_fn=_episode_end)
   with envlogger.Reader(path) as r:
     n = len(r.episodes)
     for idx in (np.arange(n), np.random.default_rng(3).permutation(n)[:25]):
@@ -321,17 +316,7 @@ def test_records_of_other_lengths_are_walked_together(tmp_path, file_format, mon
 def test_fields_reads_only_the_fields_asked_for(tmp_path, file_format, monkeypatch):
   """as_columns(fields=...) gives those fields as a full read does, and does not
   decode the others (no board is inflated for rewards)."""
-  env = spec_env.SpecEnv(BOARD_OBS, ACTION, episode_lengths=LENGTHS, terminations=(True, False), seed=4)
-  rng = np.random.default_rng(2)
-  path = tmp_path / 'log'
-  with envlogger.EnvLogger(env, data_directory=str(path), step_fn=_note) as logger:
-    for e in range(60):
-      ts = logger.reset()
-      while not ts.last():
-        ts = logger.step(_policy(e, rng))
-  if file_format == 'array_record':
-    convert(path, tmp_path / 'c', file_format=file_format, progress=False)
-    path = tmp_path / 'c'
+  path = _log_boards(tmp_path, file_format, 60, seed=4, step_fn=_note)
   flags = {'is_first', 'is_last', 'is_terminal'}
   with envlogger.Reader(path) as r:
     whole = r.as_columns()

@@ -41,23 +41,6 @@ def _assert_columns_as_episodes(r: envlogger.Reader, idx) -> None:
   np.testing.assert_array_equal(got['episode_lengths'], [len(r.episodes[int(i)]) for i in idx])
 
 
-@pytest.fixture
-def walked(monkeypatch):
-  """The number of records of each batch the walk decoded (0: it left them to the
-  parser); batches of 4 records or more are walked (not 48: these logs are small)."""
-  monkeypatch.setattr(_batch_decode, 'MIN_WALK', 4)
-  counts = []
-  walk = _batch_walk.decode
-
-  def counting(codec, records, fields=None):
-    got = walk(codec, records, fields)
-    counts.append(len(records) if isinstance(got, rlds.EpisodeBatch) else 0)
-    return got
-
-  monkeypatch.setattr(_batch_walk, 'decode', counting)
-  return counts
-
-
 def test_frames_of_long_and_short_episodes(tmp_path, walked):
   """Incompressible 16 KiB frames (zlib streams with three-byte lengths) and
   compressible ones (two-byte lengths); one long episode among short ones: its
