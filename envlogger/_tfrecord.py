@@ -93,14 +93,6 @@ def _header(length: int) -> bytes:
 RUN_BYTES = 1 << 20  # adjacent frames read by one pread, at most (unless one frame is larger)
 
 
-def pread_records(
-  fd: int, offsets: Sequence[int], lengths: Sequence[int], verify: bool = True
-) -> list[bytes]:
-  """`pread_record` of each (offset, length), in order (see `pread_joined`)."""
-  buf, starts = pread_joined(fd, offsets, lengths, verify)
-  return [buf[a : a + n] for a, n in zip(starts.tolist(), np.asarray(lengths).tolist())]
-
-
 def pread_joined(
   fd: int, offsets: Sequence[int], lengths: Sequence[int], verify: bool = True
 ) -> tuple[bytes, np.ndarray]:

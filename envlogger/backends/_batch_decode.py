@@ -49,13 +49,6 @@ GROUP_BYTES = 4 << 20  # records stacked into one array at a time, at most (unle
 _EPISODE_FLAGS = (S.CUT_SHORT, S.INVALID)
 
 
-def step_leaves(codec: C.Codec, fields: frozenset[str] | None) -> dict[str, list[C._Leaf]]:
-  """The codec's leaves of step `fields` (None: all), by field."""
-  if fields is None:
-    return codec.step_leaves
-  return {f: leaves for f, leaves in codec.step_leaves.items() if f in fields}
-
-
 def batchable(codec: C.Codec) -> bool:
   """Whether records of `codec` can be decoded in groups (see the module docstring)."""
   if codec.schema.episode_metadata_spec is not None:
@@ -304,7 +297,7 @@ class _Plan:
     """The episodes of records `arr` (rows that fit this plan), with the columns
     of step `fields` (None: all)."""
     m, n = len(arr), self.n
-    columns: dict[str, list[np.ndarray]] = {field: [] for field in step_leaves(codec, fields)}
+    columns: dict[str, list[np.ndarray]] = {field: [] for field in codec.leaves_of(fields)}
     for field, leaf, where in self.leaves:
       if field not in columns:
         continue
@@ -363,7 +356,7 @@ def _decode_parsed(
     ns = [len(C._flags(f, C._IS_FIRST)) for f in feats]
   columns = {
     field: [_leaf_column(leaf, feats, ns) for leaf in leaves]
-    for field, leaves in step_leaves(codec, fields).items()
+    for field, leaves in codec.leaves_of(fields).items()
   }
   custom = codec.schema.custom_data_spec is not None
   return rlds.EpisodeBatch(

@@ -420,7 +420,7 @@ def decode(
   custom = codec.schema.custom_data_spec is not None
   needed = [C._IS_FIRST, C._IS_LAST, C._IS_TERMINAL, S.EPISODE_ID, S.RUN_ID, S.CUT_SHORT]
   needed += [C._HAS_CUSTOM_DATA] if custom else []
-  leaves = {f: lfs for f, lfs in codec.step_leaves.items() if fields is None or f in fields}
+  leaves = codec.leaves_of(fields)
   needed += [lf.key for lfs in leaves.values() for lf in lfs]
   w = _Walk(records)
   if not keys.issuperset(needed):

@@ -330,6 +330,12 @@ class Codec:
       invalid=S.INVALID in feats and _flag(feats, S.INVALID),
     )
 
+  def leaves_of(self, fields: frozenset[str] | None) -> dict[str, list[_Leaf]]:
+    """The leaves of step `fields` (None: all), by field."""
+    if fields is None:
+      return self.step_leaves
+    return {f: leaves for f, leaves in self.step_leaves.items() if f in fields}
+
   def _parse(self, data: bytes) -> dict[str, tuple[int, memoryview]]:
     """`wire.parse_example`, by the key order of the last record parsed when it
     fits (records of one log share it)."""

@@ -1024,16 +1024,21 @@ class TFDSLogSource(source.LogSource):
         return self._compact.read(self._state['files'][shard], int(self._state['offset'][index]))
       except OSError as e:
         raise self._damaged(index, e) from None
+    fd = self._shard_fd(shard)
+    try:
+      return _tfrecord.pread_record(fd, int(self._state['offset'][index]), int(self._state['length'][index]))
+    except _tfrecord.CorruptRecordError as e:
+      raise self._damaged(index, e) from None
+
+  def _shard_fd(self, shard: int) -> int:
+    """The descriptor of a TFRecord shard, opened once (shared by threads)."""
     fd = self._files.get(shard)
     if fd is None:
       with self._lock:  # two threads opening one shard would leak a descriptor
         fd = self._files.get(shard)
         if fd is None:
           fd = self._files[shard] = os.open(self._state['files'][shard], os.O_RDONLY)
-    try:
-      return _tfrecord.pread_record(fd, int(self._state['offset'][index]), int(self._state['length'][index]))
-    except _tfrecord.CorruptRecordError as e:
-      raise self._damaged(index, e) from None
+    return fd
 
   def _damaged(self, index: int, e: Exception) -> source.DamagedEpisodeError:
     return source.DamagedEpisodeError(
@@ -1079,7 +1084,7 @@ class TFDSLogSource(source.LogSource):
 
   @property
   def decodes_in_batches(self) -> bool:
-    return True  # _batch_decode: groups of one layout, or records parsed one by one
+    return True  # _batch_decode: groups of one layout, records walked together, or parsed one by one
 
   def read_batch(self, indices: Sequence[int], fields: frozenset[str] | None = None) -> rlds.EpisodeBatch:
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -1129,8 +1134,9 @@ class TFDSLogSource(source.LogSource):
     parts, starts, base = [], np.empty(len(idx), dtype=np.int64), 0
     for shard in np.unique(shards).tolist():
       where = np.flatnonzero(shards == shard)
-      self._read_record(int(idx[where[0]]))  # opens the shard
-      buf, at = _tfrecord.pread_joined(self._files[shard], self._state['offset'][idx[where]], lengths[where])
+      buf, at = _tfrecord.pread_joined(
+        self._shard_fd(shard), self._state['offset'][idx[where]], lengths[where]
+      )
       parts.append(buf)
       starts[where] = at + base
       base += len(buf)
