@@ -4,8 +4,8 @@
 with zlib leaves (boards, frames: one stream per step, of varying length)
 never has. This path reads records that share the first record's *key order*
 (as every record of a log written here does), whatever their lengths: the
-records are joined into one buffer and walked in step, one numpy operation
-per field for all of them. Each map entry's tag, lengths, key and list kind
+records, in one buffer (as read from a shard, `Joined`, or joined here), are
+walked in step, one numpy operation per field for all of them. Each map entry's tag, lengths, key and list kind
 are checked for every record at once, which gives where each feature's
 payload starts and ends in every record. Leaves are then decoded for the
 whole batch: fixed-size entries and packed integers by one gather, zlib
@@ -84,11 +84,11 @@ class Joined:
 
 
 class _Walk:
-  """The joined records, and where each feature's payload is in each.
+  """The records in one buffer, and where each feature's payload is in each.
 
   Attributes:
-    data: the records joined (bytes), and `buf` the same bytes as a padded
-      uint8 array.
+    data: the buffer (bytes; record i is data[starts[i]:ends[i]]), and `buf`
+      the same bytes as a padded uint8 array.
     ok: (m,) bool: which records fit so far (checks only ever clear it).
     spans: feature key -> (starts, ends) int64 arrays into `data`.
   """
@@ -311,9 +311,8 @@ def _zlib_streams(w: _Walk, leaf: C._Leaf, st: _Steps) -> tuple[np.ndarray, np.n
   """(start, length) of each step's zlib stream of a ZLIB leaf, in row order."""
   s, e = w.spans[leaf.key]
   n = int(st.n[0]) if w.m else 0
-  if (
-    n and w.m >= _MIN_ACTIVE and _all(st.n == n)
-  ):  # episodes of one length (the common case): steps as columns
+  # Episodes of one length (the common case): step j of every record at once, as a column.
+  if n and w.m >= _MIN_ACTIVE and _all(st.n == n):
     starts, lengths = np.empty((w.m, n), dtype=np.int64), np.empty((w.m, n), dtype=np.int64)
     pos = s
     for j in range(n):
@@ -359,10 +358,9 @@ def _words(w: _Walk, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
   8-byte words, zero past its end."""
   width = -(-int(lengths.max()) // 8) * 8
   rows = w.strings(width, 'V')[starts].view(np.uint8).reshape(len(starts), width)  # (the pad covers the last)
-  keep = np.where(np.arange(width) < np.arange(width + 1)[:, None], 0xFF, 0).astype(
-    np.uint8
-  )  # row k: k bytes
-  rows &= keep[lengths]  # (a table gather: a broadcast comparison costs 4 times more)
+  # Row k of `keep`: k bytes of 0xFF. A table gather: a broadcast comparison costs 4 times more.
+  keep = np.where(np.arange(width) < np.arange(width + 1)[:, None], 0xFF, 0).astype(np.uint8)
+  rows &= keep[lengths]
   return rows.view(np.uint64)
 
 
