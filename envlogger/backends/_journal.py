@@ -452,15 +452,24 @@ class JournalWriter:
 
   def _open(self, first_entry: int) -> _File:
     os.makedirs(self._dir, exist_ok=True)
+    # The file is created under a name no reader or writer looks at, locked,
+    # then renamed into place: a writer opening the log takes unlocked journal
+    # files for dead writers' and stores and deletes them, and must never see
+    # this one between its creation and its lock (a race seen with five
+    # concurrent writers under load). The lock (flock) follows the file
+    # across the rename. A crash in between leaves an empty `.new` file.
     while True:
       path = os.path.join(self._dir, f'{self._run_id}.{self._seq:05d}.journal')
       self._seq += 1
+      if os.path.exists(path):  # (names are this writer's own: its run id)
+        continue
       try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path + '.new', os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         break
       except FileExistsError:
         continue
     _locks.lock_shard(fd)  # held while this process lives: readers leave a live journal alone
+    os.rename(path + '.new', path)
     f = _File(path, fd)
     with self._lock:
       self._files.append(f)
