@@ -206,6 +206,29 @@ def test_a_new_journal_file_is_locked_before_other_writers_see_it(tmp_path, monk
   _assert_log(data_dir, rec.truth)
 
 
+def test_a_new_shard_is_left_alone_by_a_repair_before_its_lock(tmp_path, monkeypatch):
+  """Another writer opening the log repairs the shards no live writer locks.
+  A shard just created, not yet locked, is empty: the repair must leave it
+  (and its index) alone, or it would replace the index the live writer is
+  about to fill."""
+  data_dir = tmp_path / 'log'
+  repairs = []
+  lock_shard = tfds_backend._locks.lock_shard
+
+  def another_writer_repairs_first(fd):
+    if '.tfrecord-' in os.readlink(f'/proc/self/fd/{fd}'):
+      (dataset_dir,) = tfds_backend.find_dataset_dirs(str(data_dir))
+      repairs.extend(tfds_backend.repair_shards(dataset_dir))
+    lock_shard(fd)
+
+  monkeypatch.setattr(tfds_backend._locks, 'lock_shard', another_writer_repairs_first)
+  rec = _live(data_dir, 3)
+  child.drive(rec, 3, 6)
+  rec.close()
+  assert repairs == []
+  _assert_log(data_dir, rec.truth)
+
+
 class _ShardWrites:
   """Spies on the writes to shards (`sizes`); with `fail` set, they raise ENOSPC."""
 
