@@ -146,3 +146,39 @@ def test_small_batches_are_parsed_record_by_record(tmp_path, monkeypatch):
   with envlogger.Reader(tmp_path / 'log') as r:
     _assert_columns_as_episodes(r, range(_batch_decode.MIN_WALK - 1))
     assert walks == []
+
+
+def test_damaged_records_never_decode_to_other_values(tmp_path, walked):
+  """Records with random bytes changed (checksums aside: as if written so):
+  decoding them together either raises, or gives what decoding each gives; it
+  never returns other values. (The Reader falls back to decoding each when a
+  batch raises.)"""
+  _log(tmp_path / 'log', catch_env.Catch(seed=5), 40, policy=lambda e, t: (e * t) % 3)
+  with envlogger.Reader(tmp_path / 'log') as r:
+    codec = r._source._codec
+    base = list(r._source._read_records(np.arange(40)))
+  rng = np.random.default_rng(7)
+  outcomes = {'equal': 0, 'raised': 0}
+  for _ in range(150):
+    records = list(base)
+    for _ in range(int(rng.integers(1, 4))):
+      i = int(rng.integers(len(records)))
+      damaged = bytearray(records[i])
+      damaged[int(rng.integers(len(damaged)))] = int(rng.integers(256))
+      records[i] = bytes(damaged)
+    try:
+      got = _batch_decode.decode_many(codec, records)
+    except ValueError:  # WireError included
+      outcomes['raised'] += 1
+      continue
+    want = rlds.concat_episodes([codec.decode(rec) for rec in records], codec.casters)
+    for field, leaves in want.columns.items():
+      for g, w in zip(got.columns[field], leaves):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+    for name in ('is_first', 'is_last', 'is_terminal', 'lengths', 'cut_short', 'invalid'):
+      np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert got.episode_id == want.episode_id and got.run_id == want.run_id
+    outcomes['equal'] += 1
+  assert outcomes['equal'] > 10 and outcomes['raised'] > 10  # both cases were exercised
+  assert max(walked) >= 30  # and the walk decoded the batches that fit it
