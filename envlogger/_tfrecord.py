@@ -138,7 +138,8 @@ def pread_joined(
     return buf, starts
   heads = starts - HEADER_SIZE
   words = np.ndarray((len(buf) - 7,), '<u8', buf, 0, (1,))  # the 8 bytes at every offset
-  checks = [(words[heads] != lengths, 'is not {length} bytes long, as its index says')]
+  wrong_length = words[heads] != lengths
+  wrong_crc = np.zeros(n, dtype=bool)
   if verify:
     u32 = np.ndarray((len(buf) - 3,), '<u4', buf, 0, (1,))
     distinct, inverse = np.unique(lengths, return_inverse=True)
@@ -149,19 +150,16 @@ def pread_joined(
       (crc(data[a : a + k]) for a, k in zip(starts.tolist(), lengths.tolist())), dtype=np.uint64, count=n
     )
     masked = (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-    checks.append((u32[heads + 8] != header_crcs[inverse.ravel()], 'checksum mismatch'))
-    checks.append((u32[starts + lengths] != masked, 'checksum mismatch'))
-  bad = np.zeros(n, dtype=bool)
-  for wrong, _ in checks:
-    bad |= wrong
+    wrong_crc = (u32[heads + 8] != header_crcs[inverse.ravel()]) | (u32[starts + lengths] != masked)
+  bad = wrong_length | wrong_crc
   if bad.any():
     first = int(np.flatnonzero(bad)[np.argmin(offsets[bad])])
-    for wrong, what in checks:
-      if wrong[first]:
-        if what == 'checksum mismatch':
-          raise CorruptRecordError(f'record checksum mismatch at offset {int(offsets[first])}')
-        message = what.format(length=int(lengths[first]))
-        raise CorruptRecordError(f'record at offset {int(offsets[first])} {message}')
+    at = int(offsets[first])
+    if wrong_length[first]:
+      raise CorruptRecordError(
+        f'record at offset {at} is not {int(lengths[first])} bytes long, as its index says'
+      )
+    raise CorruptRecordError(f'record checksum mismatch at offset {at}')
   return buf, starts
 
 
