@@ -74,6 +74,16 @@ def test_boards_that_repeat_are_inflated_once_and_read_exactly(tmp_path, walked,
   assert min(n for n in walked if n) >= 60
 
 
+def _assert_batches_equal(got: rlds.EpisodeBatch, want: rlds.EpisodeBatch) -> None:
+  for field, leaves in want.columns.items():
+    for g, w in zip(got.columns[field], leaves):
+      assert g.dtype == w.dtype
+      np.testing.assert_array_equal(g, w)
+  for name in ('is_first', 'is_last', 'is_terminal', 'lengths', 'cut_short', 'invalid'):
+    np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+  assert got.episode_id == want.episode_id and got.run_id == want.run_id
+
+
 def _example(feats: dict) -> bytes:
   """An Example of parsed features {key: (list kind, payload)}, in their order."""
   return wire.example(
@@ -108,13 +118,7 @@ def test_records_of_another_layout_are_parsed_alone(tmp_path, walked, monkeypatc
   got = _batch_decode.decode_many(codec, records)
   want = rlds.concat_episodes([codec.decode(rec) for rec in records], codec.casters)
   assert parsed == [3]
-  for field, leaves in want.columns.items():
-    for g, w in zip(got.columns[field], leaves):
-      assert g.dtype == w.dtype
-      np.testing.assert_array_equal(g, w)
-  for name in ('is_first', 'is_last', 'is_terminal', 'lengths', 'cut_short', 'invalid'):
-    np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
-  assert got.episode_id == want.episode_id and got.run_id == want.run_id
+  _assert_batches_equal(got, want)
 
 
 def test_a_bad_zlib_stream_names_its_episode(tmp_path, walked):
@@ -172,13 +176,7 @@ def test_damaged_records_never_decode_to_other_values(tmp_path, walked):
       outcomes['raised'] += 1
       continue
     want = rlds.concat_episodes([codec.decode(rec) for rec in records], codec.casters)
-    for field, leaves in want.columns.items():
-      for g, w in zip(got.columns[field], leaves):
-        assert g.dtype == w.dtype
-        np.testing.assert_array_equal(g, w)
-    for name in ('is_first', 'is_last', 'is_terminal', 'lengths', 'cut_short', 'invalid'):
-      np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
-    assert got.episode_id == want.episode_id and got.run_id == want.run_id
+    _assert_batches_equal(got, want)
     outcomes['equal'] += 1
   assert outcomes['equal'] > 10 and outcomes['raised'] > 10  # both cases were exercised
   assert max(walked) >= 30  # and the walk decoded the batches that fit it
