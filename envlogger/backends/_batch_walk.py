@@ -279,14 +279,16 @@ class _Steps:
     self.index = np.arange(self.total, dtype=np.int64) - self.first[self.record]  # row within it
 
 
-def _flags(w: _Walk, key: str, counts: np.ndarray) -> np.ndarray:
-  """A flag column (`counts` flags per record), written as 0/1 bytes."""
+def _flags(w: _Walk, key: str, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """A flag column, written as 0/1 bytes, and its count per record (which must
+  be `counts`, if given)."""
   values, n = _packed(w, key)
-  w.ok &= n == counts
+  if counts is not None:
+    w.ok &= n == counts
   bad = values > 1
   if _any(bad):  # other encodings of flags: record by record
     w.ok[np.repeat(np.arange(w.m), n)[bad]] = False
-  return values.astype(bool)
+  return values.astype(bool), n
 
 
 def _fixed(w: _Walk, leaf: C._Leaf, st: _Steps):
@@ -294,9 +296,7 @@ def _fixed(w: _Walk, leaf: C._Leaf, st: _Steps):
   s, e = w.spans[leaf.key]
   head = wire._len_field(wire._LEN1, leaf.step_nbytes)
   row = len(head) + leaf.step_nbytes
-  w.ok &= e - s == st.n * row
-  if not _all(w.ok):
-    return None
+  w.ok &= e - s == st.n * row  # (other sizes: the caller parses those records)
   value = s[st.record] + st.index * row + len(head)  # where each step's bytes start
   w.ok[st.record[~w.equals(value - len(head), head)]] = False
 
@@ -427,14 +427,13 @@ def decode(
   if not _all(w.ok):
     return w.ok
   # The flags, the ids, and where each leaf's values are: checks for every record.
-  _, n = _packed(w, C._IS_FIRST)  # a flag per step
-  is_first = _flags(w, C._IS_FIRST, n)
+  is_first, n = _flags(w, C._IS_FIRST)  # a flag per step: the steps of each record
   st = _Steps(n)
-  flags = {key: _flags(w, key, n) for key in (C._IS_LAST, C._IS_TERMINAL)}
+  flags = {key: _flags(w, key, n)[0] for key in (C._IS_LAST, C._IS_TERMINAL)}
   if custom:
-    flags[C._HAS_CUSTOM_DATA] = _flags(w, C._HAS_CUSTOM_DATA, n)
+    flags[C._HAS_CUSTOM_DATA] = _flags(w, C._HAS_CUSTOM_DATA, n)[0]
   one = np.ones(w.m, dtype=np.int64)
-  episode_flags = {key: _flags(w, key, one) for key in (S.CUT_SHORT, S.INVALID) if key in keys}
+  episode_flags = {key: _flags(w, key, one)[0] for key in (S.CUT_SHORT, S.INVALID) if key in keys}
   ids = {key: _strings(w, key) for key in (S.EPISODE_ID, S.RUN_ID)}
   getters = {field: [_locate(w, leaf, st) for leaf in lfs] for field, lfs in leaves.items()}
   if not _all(w.ok):
@@ -458,22 +457,18 @@ def _locate(w: _Walk, leaf: C._Leaf, st: _Steps):
   """Checks a leaf's payload in every record; returns a function decoding its column."""
   shape = (st.total, *leaf.shape)
   if leaf.kind == 'raw' and leaf.encoding == C.BYTES and leaf.step_nbytes:
-    gather = _fixed(w, leaf, st)
-    if gather is not None:
-      return gather
-  elif leaf.kind == 'raw' and leaf.encoding == C.ZLIB:
+    return _fixed(w, leaf, st)
+  if leaf.kind == 'raw' and leaf.encoding == C.ZLIB:
     starts, lengths = _zlib_streams(w, leaf, st)
     return lambda: _inflate(w, leaf, starts, lengths)
-  elif leaf.kind == 'bool' or (leaf.kind == 'raw' and leaf.encoding == C.INT64):
-    got = _packed(w, leaf.key)
-    if got is not None:
-      values, counts = got
-      w.ok &= counts == st.n * leaf.size
-      if leaf.kind == 'bool':
-        return lambda: values.astype(bool).reshape(shape)
-      if leaf.dtype == np.uint64:
-        return lambda: values.view(np.uint64).reshape(shape)
-      return lambda: values.astype(leaf.dtype).reshape(shape)
+  if leaf.kind == 'bool' or (leaf.kind == 'raw' and leaf.encoding == C.INT64):
+    values, counts = _packed(w, leaf.key)
+    w.ok &= counts == st.n * leaf.size
+    if leaf.kind == 'bool':
+      return lambda: values.astype(bool).reshape(shape)
+    if leaf.dtype == np.uint64:
+      return lambda: values.view(np.uint64).reshape(shape)
+    return lambda: values.astype(leaf.dtype).reshape(shape)
   # Strings, zero-size leaves, odd payloads: each record's column from its payload.
   return lambda: np.concatenate(
     [
